@@ -50,3 +50,35 @@ def write_record(directory: str | Path, name: str, signals: np.ndarray, *, fs: f
         wfdb.wrann(name, annotator, np.asarray(ann_sample, dtype=np.int64), np.asarray(list(ann_symbol)),
                    write_dir=str(directory))
     return directory
+
+
+def set_annotation_code(path: str | Path, index: int, code: int) -> None:
+    """Overwrite the annotation type code of the ``index``-th annotation in a MIT-format file.
+
+    ``wfdb.wrann`` refuses (or silently remaps) symbols outside WFDB's label table, so tests of
+    unknown symbols patch the raw bytes instead. Each annotation starts with a 16-bit
+    little-endian word: the top 6 bits are the code, the low 10 bits the time step. Words with
+    codes 59-63 (SKIP, NUM, SUB, CHN, AUX) are modifiers and are stepped over.
+    """
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    pos, seen = 0, -1
+    while pos + 1 < len(data):
+        word = int.from_bytes(data[pos:pos + 2], "little")
+        word_code, value = word >> 10, word & 0x3FF
+        if word == 0:
+            break
+        if word_code == 59:  # SKIP: a 4-byte interval follows
+            pos += 6
+        elif word_code == 63:  # AUX: ``value`` bytes follow, padded to an even count
+            pos += 2 + value + (value & 1)
+        elif word_code in (60, 61, 62):
+            pos += 2
+        else:
+            seen += 1
+            if seen == index:
+                data[pos:pos + 2] = ((code << 10) | value).to_bytes(2, "little")
+                path.write_bytes(bytes(data))
+                return
+            pos += 2
+    raise IndexError(f"{path} has no annotation number {index}")

@@ -1,0 +1,383 @@
+"""Tests of pipelines._records: reading and verifying WFDB records (tiny records + real MIT-BIH)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+from pipelines._errors import ChecksumError, DataError
+from pipelines._io import sha256_file, write_json
+from pipelines._records import (
+    ANNOTATION_SYMBOLS, checksum16, expected_dat_bytes, load_manifest, load_record, read_record,
+    resolve_source,
+)
+from pipelines.labels import BEAT_SYMBOLS
+from tests._wfdb_records import set_annotation_code, synthetic_ecg, write_record
+
+MITDB_DIR = os.environ.get("MITDB_DIR")
+needs_mitdb = pytest.mark.skipif(not MITDB_DIR, reason="MITDB_DIR is not set")
+PINS = Path(__file__).resolve().parents[1] / "pipelines" / "checksums" / "mitdb.sha256"
+
+
+def _tiny(directory: Path, name: str = "t1", *, sig_names=("MLII", "V5"), fmt: str = "212",
+          channels: np.ndarray | None = None, extra_ann: bool = True) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Write a small two-lead record with N beats and a rhythm annotation; return dir, signals, peaks."""
+    sig, peaks = synthetic_ecg(n_beats=8)
+    if channels is None:
+        channels = np.column_stack([sig, -0.5 * sig])
+    samples, symbols = list(peaks), ["N"] * len(peaks)
+    if extra_ann:  # a non-beat annotation must be kept too
+        samples, symbols = [int(peaks[0]) - 30] + samples, ["+"] + symbols
+    write_record(directory, name, channels, sig_names=sig_names, fmt=fmt, ann_sample=samples, ann_symbol=symbols)
+    return directory, channels, peaks
+
+
+def _edit_header_field(path: Path, signal_line: int, field: int, value: str) -> None:
+    lines = path.read_text().splitlines()
+    parts = lines[1 + signal_line].split()
+    parts[field] = value
+    lines[1 + signal_line] = " ".join(parts)
+    path.write_text("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_reads_chosen_lead_in_mv_with_all_annotations(tmp_path):
+    d, channels, peaks = _tiny(tmp_path)
+    rec = read_record(d, "t1", database="tiny")
+    assert rec.name == "t1" and rec.fs == 360.0 and rec.lead == "MLII"
+    assert rec.signal.dtype == np.float32 and rec.signal.shape == (len(channels),)
+    np.testing.assert_allclose(rec.signal, channels[:, 0], atol=0.5 / 200 + 1e-6)  # 1 ADC step = 1/200 mV
+    assert rec.ann_sample.dtype == np.int64 and np.all(np.diff(rec.ann_sample) >= 0)
+    assert rec.ann_symbol.dtype == object
+    assert rec.ann_symbol.tolist() == ["+"] + ["N"] * len(peaks)
+    np.testing.assert_array_equal(rec.ann_sample[1:], peaks)
+
+
+def test_load_record_reports_manifest_facts(tmp_path):
+    d, channels, peaks = _tiny(tmp_path)
+    _, info = load_record(d, "t1", database="tiny")
+    assert info.n_samples == len(channels) and info.sig_names == ("MLII", "V5")
+    assert info.n_annotations == len(peaks) + 1 and info.n_beats == len(peaks)
+    assert info.files == {f: sha256_file(d / f) for f in ("t1.hea", "t1.dat", "t1.atr")}
+    entry = info.to_manifest()
+    assert entry["files"] == info.files and entry["fs"] == 360.0 and entry["lead"] == "MLII"
+
+
+def test_picks_mlii_when_stored_second(tmp_path):
+    d, channels, _ = _tiny(tmp_path, sig_names=("V5", "MLII"))
+    rec = read_record(d, "t1")
+    assert rec.lead == "MLII"
+    np.testing.assert_allclose(rec.signal, channels[:, 1], atol=0.0051)
+
+
+def test_falls_back_to_channel_0_with_its_real_name(tmp_path):
+    d, channels, _ = _tiny(tmp_path, sig_names=("V5", "V2"))
+    rec = read_record(d, "t1")
+    assert rec.lead == "V5"
+    np.testing.assert_allclose(rec.signal, channels[:, 0], atol=0.0051)
+
+
+def test_other_formats_and_rates_read_generically(tmp_path):
+    sig, peaks = synthetic_ecg(n_beats=6, fs=250.0)
+    write_record(tmp_path, "f16", sig, fs=250.0, fmt="16", ann_sample=peaks, ann_symbol=["V"] * len(peaks))
+    rec, info = load_record(tmp_path, "f16")
+    assert rec.fs == 250.0 and info.n_beats == len(peaks)
+    assert (tmp_path / "f16.dat").stat().st_size == expected_dat_bytes("16", len(sig), 2)
+    np.testing.assert_allclose(rec.signal, sig, atol=0.0051)
+
+
+def test_microvolt_units_are_converted_to_millivolts(tmp_path):
+    d, channels, _ = _tiny(tmp_path)
+    hea = d / "t1.hea"
+    hea.write_text(hea.read_text().replace("/mV", "/uV"))
+    rec = read_record(d, "t1")
+    np.testing.assert_allclose(rec.signal, channels[:, 0] / 1000.0, atol=0.0051 / 1000)
+
+
+def test_non_voltage_units_are_refused(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    hea = d / "t1.hea"
+    hea.write_text(hea.read_text().replace("/mV", "/degC"))
+    with pytest.raises(DataError, match=r"tiny/t1: .*units 'degC'"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_matches_wfdb_physical_signal(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    ref = wfdb.rdrecord(str(d / "t1")).p_signal[:, 0]
+    np.testing.assert_allclose(read_record(d, "t1").signal, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_checksum16_wraps_like_wfdb():
+    digital = np.array([[2047, -2048], [2047, -2048]] * 20)
+    assert checksum16(digital).tolist() == [(2047 * 40 + 32768) % 65536 - 32768, -2048 * 40 % 65536 - 65536]
+
+
+def test_annotation_symbol_table_is_wfdb_s():
+    assert {"N", "V", "+", "~", "!", "|", '"', "x", "[", "]"} <= ANNOTATION_SYMBOLS
+    assert set(BEAT_SYMBOLS) <= ANNOTATION_SYMBOLS and "" not in ANNOTATION_SYMBOLS
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("missing", ["t1.hea", "t1.dat", "t1.atr"])
+def test_missing_file(tmp_path, missing):
+    d, _, _ = _tiny(tmp_path)
+    (d / missing).unlink()
+    with pytest.raises(DataError, match=rf"^tiny/t1: missing .*{missing}"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_truncated_dat(tmp_path):
+    d, channels, _ = _tiny(tmp_path)
+    dat = d / "t1.dat"
+    dat.write_bytes(dat.read_bytes()[:-3])
+    want = len(channels) * 2 * 3 // 2
+    with pytest.raises(DataError, match=rf"tiny/t1: t1.dat has {want - 3:,} bytes, expected {want:,} .*truncated"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_dat_longer_than_header(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    with open(d / "t1.dat", "ab") as fh:
+        fh.write(b"\0\0\0")
+    with pytest.raises(DataError, match="longer than its header says"):
+        read_record(d, "t1")
+
+
+def test_truncated_format_16_dat(tmp_path):
+    sig, peaks = synthetic_ecg(n_beats=4)
+    write_record(tmp_path, "f16", sig, fmt="16", ann_sample=peaks, ann_symbol=["N"] * len(peaks))
+    dat = tmp_path / "f16.dat"
+    dat.write_bytes(dat.read_bytes()[:-2])
+    with pytest.raises(DataError, match="f16.dat has .* format 16\\): truncated"):
+        read_record(tmp_path, "f16")
+
+
+def test_corrupt_header(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    (d / "t1.hea").write_text("t1 two 360 abc\nnonsense\n")
+    with pytest.raises(DataError, match=r"tiny/t1: corrupt header t1.hea"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_signal_checksum_mismatch(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    dat = d / "t1.dat"
+    data = bytearray(dat.read_bytes())
+    data[300] ^= 0x01  # low bits of sample 200 (signal 0): same size, different sum
+    dat.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"tiny/t1: signal 0 \(MLII\): checksum .* differs from the header"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_initial_value_mismatch(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    hea = d / "t1.hea"
+    init = int(hea.read_text().splitlines()[2].split()[5])  # fields: file fmt gain adcres adczero init ...
+    _edit_header_field(hea, 1, 5, str(init + 1))
+    with pytest.raises(DataError, match=r"signal 1 \(V5\): first sample .* initial value"):
+        read_record(d, "t1")
+
+
+def test_sha256_mismatch_names_the_file(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    expected = {f: sha256_file(d / f) for f in ("t1.hea", "t1.dat", "t1.atr")}
+    read_record(d, "t1", expected_sha256=expected)  # all pinned: fine
+    expected["t1.dat"] = "0" * 64
+    with pytest.raises(ChecksumError, match=r"^tiny/t1.dat: SHA-256 [0-9a-f]{64} differs from the pinned 0{64}"):
+        read_record(d, "t1", expected_sha256=expected, database="tiny")
+
+
+def test_unpinned_file_is_refused(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    expected = {f: sha256_file(d / f) for f in ("t1.hea", "t1.dat")}
+    with pytest.raises(ChecksumError, match=r"tiny/t1.atr: no pinned SHA-256"):
+        read_record(d, "t1", expected_sha256=expected, database="tiny")
+
+
+def test_other_pinned_files_of_the_record_are_verified_too(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    (d / "t1.qrs").write_bytes((d / "t1.atr").read_bytes())
+    expected = {f: sha256_file(d / f) for f in ("t1.hea", "t1.dat", "t1.atr", "t1.qrs")}
+    _, info = load_record(d, "t1", expected_sha256=expected)
+    assert info.files == expected
+    (d / "t1.qrs").unlink()
+    with pytest.raises(DataError, match="tiny/t1: missing file t1.qrs"):
+        read_record(d, "t1", expected_sha256=expected, database="tiny")
+
+
+def test_pinned_header_mismatch_is_reported_before_parsing(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    expected = {f: sha256_file(d / f) for f in ("t1.hea", "t1.dat", "t1.atr")}
+    (d / "t1.hea").write_text("garbage\n")
+    with pytest.raises(ChecksumError, match="^tiny/t1.hea: SHA-256"):
+        read_record(d, "t1", expected_sha256=expected, database="tiny")
+
+
+def test_nan_samples_in_the_chosen_lead(tmp_path):
+    sig, peaks = synthetic_ecg(n_beats=5)
+    channels = np.column_stack([sig, sig])
+    channels[100:103, 0] = np.nan
+    write_record(tmp_path, "n1", channels, ann_sample=peaks, ann_symbol=["N"] * len(peaks))
+    with pytest.raises(DataError, match=r"tiny/n1: lead MLII: 3 invalid samples \(NaN, .*-2048\), "
+                                        r"first at sample 100"):
+        read_record(tmp_path, "n1", database="tiny")
+
+
+def test_nan_samples_in_another_lead_do_not_matter(tmp_path):
+    sig, peaks = synthetic_ecg(n_beats=5)
+    channels = np.column_stack([sig, sig])
+    channels[100:103, 1] = np.nan
+    write_record(tmp_path, "n2", channels, ann_sample=peaks, ann_symbol=["N"] * len(peaks))
+    rec = read_record(tmp_path, "n2")
+    assert rec.lead == "MLII" and np.isfinite(rec.signal).all()
+
+
+def test_unknown_annotation_symbol(tmp_path):
+    d, _, peaks = _tiny(tmp_path, extra_ann=False)
+    set_annotation_code(d / "t1.atr", 2, 45)  # 45: no symbol in WFDB's label table
+    with pytest.raises(DataError, match=rf"tiny/t1: 1 annotation\(s\) with unknown symbol <undefined label code> "
+                                        rf"\(not in WFDB's label table\), first at sample "
+                                        rf"{peaks[2]}"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_unknown_custom_label_symbol(tmp_path, monkeypatch):
+    d, _, peaks = _tiny(tmp_path, extra_ann=False)
+    real = wfdb.rdann
+
+    def rdann_with_custom_label(*args, **kwargs):  # e.g. a file defining its own label "Z"
+        ann = real(*args, **kwargs)
+        ann.symbol[1] = "Z"
+        return ann
+
+    monkeypatch.setattr(wfdb, "rdann", rdann_with_custom_label)
+    with pytest.raises(DataError, match=rf"tiny/t1: 1 annotation\(s\) with unknown symbol 'Z' .*first at sample "
+                                        rf"{peaks[1]}"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_unreadable_annotation_file(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    (d / "t1.atr").write_bytes(b"\xff")
+    with pytest.raises(DataError, match=r"^tiny/t1: unreadable annotation file t1.atr: "):
+        read_record(d, "t1", database="tiny")
+
+
+def test_empty_record_no_samples(tmp_path):
+    (tmp_path / "e0.hea").write_text("e0 1 360 0\ne0.dat 212 200 11 1024 0 0 0 MLII\n")
+    (tmp_path / "e0.dat").write_bytes(b"")
+    (tmp_path / "e0.atr").write_bytes(b"\0\0")
+    with pytest.raises(DataError, match=r"tiny/e0: empty record: 0 samples"):
+        read_record(tmp_path, "e0", database="tiny")
+
+
+def test_empty_record_no_annotations(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    (d / "t1.atr").write_bytes(b"\0\0")  # just the end-of-file marker
+    with pytest.raises(DataError, match=r"tiny/t1: empty record: no annotations in t1.atr"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_annotation_outside_the_signal(tmp_path):
+    sig, peaks = synthetic_ecg(n_beats=4)
+    write_record(tmp_path, "o1", sig, ann_sample=list(peaks) + [len(sig) + 5], ann_symbol=["N"] * 5)
+    with pytest.raises(DataError, match=rf"tiny/o1: 1 annotation\(s\) outside the signal \[0, {len(sig)}\), "
+                                        rf"first at sample {len(sig) + 5}"):
+        read_record(tmp_path, "o1", database="tiny")
+
+
+def test_multi_segment_header_is_refused(tmp_path):
+    (tmp_path / "m1.hea").write_text("m1/2 1 360 200\nseg1 100\nseg2 100\n")
+    with pytest.raises(DataError, match="multi-segment"):
+        read_record(tmp_path, "m1")
+
+
+def test_default_database_name_is_the_directory(tmp_path):
+    d, _, _ = _tiny(tmp_path / "mydb" / "files")
+    (d / "t1.atr").unlink()
+    with pytest.raises(DataError, match="^mydb/t1: missing"):
+        read_record(d, "t1")
+
+
+# --------------------------------------------------------------------------- source + manifest
+
+
+def test_resolve_source_prefers_the_env_var(tmp_path, monkeypatch):
+    monkeypatch.setenv("MITDB_DIR", str(tmp_path))
+    assert resolve_source(tmp_path / "raw") == tmp_path
+    monkeypatch.delenv("MITDB_DIR")
+    assert resolve_source(tmp_path / "raw") == tmp_path / "raw" / "files"
+
+
+def test_resolve_source_uses_the_manifest_database(tmp_path, monkeypatch):
+    write_json(tmp_path / "raw" / "manifest.json", {"database": "svdb", "records": {}})
+    monkeypatch.setenv("MITDB_DIR", str(tmp_path))
+    assert resolve_source(tmp_path / "raw") == tmp_path / "raw" / "files"
+    monkeypatch.setenv("SVDB_DIR", str(tmp_path))
+    assert resolve_source(tmp_path / "raw") == tmp_path
+
+
+def test_resolve_source_refuses_a_missing_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("MITDB_DIR", str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="MITDB_DIR"):
+        resolve_source(tmp_path, "mitdb")
+
+
+def test_load_manifest(tmp_path):
+    with pytest.raises(DataError, match="manifest not found; run"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{broken")
+    with pytest.raises(DataError, match="unreadable manifest"):
+        load_manifest(tmp_path)
+    write_json(tmp_path / "manifest.json", {"database": "mitdb", "records": {"100": {}}})
+    assert load_manifest(tmp_path)["records"] == {"100": {}}
+
+
+# --------------------------------------------------------------------------- real MIT-BIH
+
+
+def _pins() -> dict[str, dict[str, str]]:
+    from pipelines.ingest import group_by_record, read_checksum_file
+
+    return group_by_record(read_checksum_file(PINS))
+
+
+@pytest.mark.integration
+@needs_mitdb
+def test_114_stores_mlii_second():
+    rec = read_record(MITDB_DIR, "114", expected_sha256=_pins()["114"])
+    assert rec.lead == "MLII" and rec.fs == 360.0 and rec.signal.shape == (650000,)
+    ref = wfdb.rdrecord(os.path.join(MITDB_DIR, "114"), channels=[1]).p_signal[:, 0]
+    np.testing.assert_allclose(rec.signal, ref, atol=1e-6)
+
+
+@pytest.mark.integration
+@needs_mitdb
+@pytest.mark.parametrize("name", ["102", "104"])
+def test_paced_records_without_mlii_use_v5(name):
+    rec = read_record(MITDB_DIR, name)
+    assert rec.lead == "V5"
+    ref = wfdb.rdrecord(os.path.join(MITDB_DIR, name), channels=[0]).p_signal[:, 0]
+    np.testing.assert_allclose(rec.signal, ref, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_mitdb
+def test_all_48_records_verify_and_hold_109494_beats():
+    pins = _pins()
+    assert len(pins) == 48
+    beats = 0
+    for name, files in pins.items():
+        rec = read_record(MITDB_DIR, name, expected_sha256=files)
+        assert rec.fs == 360.0 and rec.signal.shape == (650000,) and rec.signal.dtype == np.float32
+        beats += int(np.isin(rec.ann_symbol.astype(str), BEAT_SYMBOLS).sum())
+    assert beats == 109_494
