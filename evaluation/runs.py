@@ -1,0 +1,221 @@
+"""Read and check one trained run: ``models/<run>/`` as the ``train`` stage writes it.
+
+Layout (see ``docs/architecture.md``)::
+
+    models/<run>/run.json                      {"run", "model", "method", "folds", "labels", "classes",
+                                                "k", "params_hash", "data_hash", "n_test_beats", ...}
+    models/<run>/fold-XX/predictions.parquet   beat_id, record, fold, y_true, y_pred, p_<class>...
+    models/<run>/history.csv                   fold, epoch, loss, accuracy, val_loss, val_accuracy, ...
+
+Everything that does not hold together (a missing column, a label outside ``classes``, a fold
+number that differs from its folder, a beat tested twice, NaN scores, a test-beat count that
+differs from ``run.json``) raises :class:`~pipelines._errors.DataError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from pipelines._errors import DataError
+
+from .metrics import encode_labels
+
+#: Keys ``run.json`` must hold.
+RUN_KEYS: tuple[str, ...] = ("run", "model", "method", "folds", "labels", "classes", "params_hash",
+                             "data_hash", "n_test_beats")
+
+#: Columns of ``history.csv`` (``fold`` and ``epoch`` required, the others null when absent).
+HISTORY_COLUMNS: tuple[str, ...] = ("fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+_FOLD_DIR = re.compile(r"^fold-(\d+)$")
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """The test predictions of every fold of one run, checked and encoded.
+
+    Attributes
+    ----------
+    name : str
+        Run name (the folder name, equal to ``run.json["run"]``).
+    info : dict
+        ``run.json`` as read.
+    classes : tuple of str
+        Class names, in model output order.
+    fold : (n,) int64
+        Fold of each test beat.
+    y_true, y_pred : (n,) int64
+        Class indices into ``classes``.
+    proba : (n, k) float64
+        The ``p_<class>`` columns.
+    history : pandas.DataFrame
+        :data:`HISTORY_COLUMNS`, sorted by fold and epoch.
+    """
+
+    name: str
+    info: dict[str, Any]
+    classes: tuple[str, ...]
+    fold: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    proba: np.ndarray
+    history: pd.DataFrame = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        """Number of test beats over all folds."""
+        return int(self.y_true.size)
+
+    @property
+    def folds(self) -> list[int]:
+        """Fold numbers present, ascending."""
+        return np.unique(self.fold).tolist()
+
+
+def read_run_info(run_dir: Path, name: str) -> dict[str, Any]:
+    """Read and check ``run.json`` of ``run_dir``."""
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise DataError(str(path), "run.json not found (the train stage writes it last; did it finish?)")
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(str(path), f"not valid JSON: {exc}") from None
+    if not isinstance(info, dict):
+        raise DataError(str(path), "expected a JSON object")
+    missing = [k for k in RUN_KEYS if k not in info]
+    if missing:
+        raise DataError(str(path), f"missing keys {missing}")
+    if info["run"] != name:
+        raise DataError(str(path), f"run name {info['run']!r} differs from its folder name {name!r}")
+    classes = info["classes"]
+    if (not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise DataError(str(path), f"'classes' must be a non-empty list of distinct names, got {classes!r}")
+    return info
+
+
+def fold_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(fold number, folder)`` of every ``fold-XX`` folder, by fold number."""
+    found = []
+    for child in run_dir.iterdir():
+        m = _FOLD_DIR.match(child.name)
+        if m and child.is_dir():
+            found.append((int(m.group(1)), child))
+    if not found:
+        raise DataError(str(run_dir), "no fold-XX folders with predictions")
+    return sorted(found)
+
+
+def read_predictions(path: Path, fold: int, classes: tuple[str, ...]) -> pd.DataFrame:
+    """Read one ``predictions.parquet`` and check it against its fold number and the classes."""
+    if not path.is_file():
+        raise DataError(str(path), "predictions.parquet not found")
+    prob_cols = [f"p_{c}" for c in classes]
+    wanted = ["beat_id", "record", "fold", "y_true", "y_pred", *prob_cols]
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise DataError(str(path), f"not a readable Parquet file: {exc}") from None
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise DataError(str(path), f"missing columns {missing} (classes from run.json: {list(classes)})")
+    df = pq.read_table(path, columns=wanted).to_pandas()
+    if df.empty:
+        raise DataError(str(path), "no test beats")
+    nulls = [c for c in ("beat_id", "fold", "y_true", "y_pred") if df[c].isna().any()]
+    if nulls:
+        raise DataError(str(path), f"null values in columns {nulls}")
+    folds = pd.unique(df["fold"])
+    if len(folds) != 1 or int(folds[0]) != fold:
+        raise DataError(str(path), f"column 'fold' holds {sorted(map(int, folds))}, expected only {fold}")
+    proba = df[prob_cols].to_numpy(dtype=np.float64)
+    if not np.isfinite(proba).all():
+        raise DataError(str(path), f"{int((~np.isfinite(proba)).any(axis=1).sum())} rows with NaN or "
+                                   "infinite p_<class> scores")
+    return df
+
+
+def read_history(run_dir: Path, fold_numbers: list[int]) -> pd.DataFrame:
+    """``history.csv`` of the run (or, without it, the ``fold-XX/history.csv`` files)."""
+    path = run_dir / "history.csv"
+    if path.is_file():
+        frames = [_read_csv(path)]
+    else:
+        frames = []
+        for fold in fold_numbers:
+            fold_path = run_dir / f"fold-{fold:02d}" / "history.csv"
+            if not fold_path.is_file():
+                raise DataError(str(path), "history.csv not found (nor per-fold history.csv files)")
+            df = _read_csv(fold_path)
+            if "fold" not in df.columns:
+                df.insert(0, "fold", fold)
+            frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    for col in ("fold", "epoch"):
+        if col not in df.columns:
+            raise DataError(str(path), f"missing column {col!r}")
+    out = pd.DataFrame({"fold": df["fold"].astype(np.int64), "epoch": df["epoch"].astype(np.int64)})
+    for col in HISTORY_COLUMNS[2:]:
+        out[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    return out.sort_values(["fold", "epoch"], kind="stable").reset_index(drop=True)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(str(path), f"not a readable CSV file: {exc}") from None
+
+
+def load_run(models_dir: str | Path, name: str) -> RunResults:
+    """Read, check and encode everything the evaluation needs from ``models_dir/name``.
+
+    Raises
+    ------
+    DataError
+        Naming the file at fault: a missing run folder, ``run.json``, fold folder or column; labels
+        outside the run's classes; inconsistent fold numbers or test-beat counts; duplicated beats.
+    """
+    run_dir = Path(models_dir) / name
+    if not run_dir.is_dir():
+        raise DataError(str(run_dir), "run directory not found")
+    info = read_run_info(run_dir, name)
+    classes = tuple(info["classes"])
+    folds = fold_dirs(run_dir)
+    frames = []
+    for fold, path in folds:
+        pred_path = path / "predictions.parquet"
+        df = read_predictions(pred_path, fold, classes)
+        try:
+            y_true = encode_labels(df["y_true"].to_numpy(dtype=object), classes)
+            y_pred = encode_labels(df["y_pred"].to_numpy(dtype=object), classes)
+        except ValueError as exc:
+            raise DataError(str(pred_path), f"y_true/y_pred: {exc}") from None
+        frames.append((df, y_true, y_pred))
+    beat_ids = pd.concat([f[0]["beat_id"] for f in frames], ignore_index=True)
+    dup = beat_ids[beat_ids.duplicated()]
+    if not dup.empty:
+        raise DataError(str(run_dir), f"{dup.size} beats appear in more than one test fold or twice, "
+                                      f"e.g. {dup.iloc[:3].tolist()}")
+    n = int(beat_ids.size)
+    if int(info["n_test_beats"]) != n:
+        raise DataError(str(run_dir / "run.json"),
+                        f"n_test_beats is {info['n_test_beats']} but the fold predictions hold {n} beats")
+    return RunResults(
+        name=name,
+        info=info,
+        classes=classes,
+        fold=np.concatenate([np.full(len(f[0]), fold, np.int64) for f, (fold, _) in zip(frames, folds)]),
+        y_true=np.concatenate([f[1] for f in frames]),
+        y_pred=np.concatenate([f[2] for f in frames]),
+        proba=np.concatenate([f[0][[f"p_{c}" for c in classes]].to_numpy(np.float64) for f in frames]),
+        history=read_history(run_dir, [fold for fold, _ in folds]),
+    )
