@@ -1,0 +1,103 @@
+"""The CNNs: Jun et al.'s VGG at the paper's configuration (built, not trained), small_cnn, precision."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from pipelines._errors import ConfigError  # noqa: E402
+from training.models import build_model, compile_model, resolve_precision  # noqa: E402
+
+
+def _conv_bn(c_in: int, c_out: int) -> int:
+    return 9 * c_in * c_out + c_out + 4 * c_out          # conv kernel + bias, BN gamma/beta/mean/var
+
+
+def vgg_param_count(n_classes: int, size: int = 128, width: float = 1.0) -> int:
+    f = [max(1, round(n * width)) for n in (64, 128, 256)]
+    dense = max(1, round(2048 * width))
+    convs = _conv_bn(1, f[0]) + _conv_bn(f[0], f[0]) + _conv_bn(f[0], f[1]) + _conv_bn(f[1], f[1]) \
+        + _conv_bn(f[1], f[2]) + _conv_bn(f[2], f[2])
+    flat = (size // 8) ** 2 * f[2]
+    return convs + flat * dense + dense + 4 * dense + dense * n_classes + n_classes
+
+
+def test_vgg_paper_configuration_structure_and_parameter_count():
+    model = build_model("vgg", 8, input_size=128, width=1.0)
+    assert model.input_shape == (None, 128, 128, 1)
+    assert model.output_shape == (None, 8)
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    block = ["Conv2D", "ELU", "BatchNormalization"] * 2 + ["MaxPooling2D"]
+    assert kinds == block * 3 + ["Flatten", "Dense", "ELU", "BatchNormalization", "Dropout", "Dense", "Activation"]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [64, 64, 128, 128, 256, 256]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    assert all(p.pool_size == (2, 2) for p in model.layers if isinstance(p, keras.layers.MaxPooling2D))
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [2048, 8]
+    assert all(isinstance(layer.kernel_initializer, keras.initializers.GlorotUniform) for layer in convs + dense)
+    assert model.get_layer("fc_dropout").rate == 0.5
+    assert model.get_layer("softmax").get_config()["activation"] == "softmax"
+    assert model.count_params() == vgg_param_count(8) == 135_392_200
+    assert model.get_layer("flatten").output.shape[-1] == 16 * 16 * 256
+
+
+@pytest.mark.parametrize("width,size", [(0.25, 128), (0.125, 64), (0.0625, 32)])
+def test_vgg_width_multiplier_scales_filters_and_dense(width, size):
+    model = build_model("vgg", 5, input_size=size, width=width)
+    convs = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs == [round(n * width) for n in (64, 64, 128, 128, 256, 256)]
+    assert model.get_layer("fc").units == round(2048 * width)
+    assert model.count_params() == vgg_param_count(5, size, width)
+
+
+def test_small_cnn_structure():
+    model = build_model("small_cnn", 5, input_size=64)
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense", "Dense", "Dense", "Activation"]
+    assert model.get_layer("conv").filters == 32 and model.get_layer("conv").kernel_size == (3, 3)
+    assert [model.get_layer(n).units for n in ("fc300", "fc100", "fc60", "logits")] == [300, 100, 60, 5]
+    assert all(model.get_layer(n).get_config()["activation"] == "relu" for n in ("conv", "fc300", "fc100", "fc60"))
+    assert model.count_params() == (9 * 32 + 32) + 31 * 31 * 32 * 300 + 300 + 300 * 100 + 100 + 100 * 60 + 60 + 60 * 5 + 5
+
+
+def test_precision_settings():
+    assert resolve_precision("fp32") == "float32"
+    assert resolve_precision("auto") in ("float32", "mixed_float16")
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        resolve_precision("fp8")
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_computes_in_16_bit_with_float32_softmax(policy):
+    model = compile_model(build_model("small_cnn", 3, input_size=16, dtype=policy), learning_rate=1e-3, dtype=policy)
+    assert model.get_layer("conv").compute_dtype == policy.split("_")[1]
+    assert model.get_layer("conv").variable_dtype == "float32"
+    assert model.get_layer("softmax").compute_dtype == "float32"
+    out = model(np.zeros((2, 16, 16, 1), np.float32))
+    assert str(out.dtype) in ("float32", "<dtype: 'float32'>")
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.config.dtype_policy().name == "float32"            # no global state changed
+
+
+def test_tiny_models_train_a_step():
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 32, 32, 1), np.float32)
+    y = rng.integers(0, 3, 8)
+    for name in ("small_cnn", "vgg"):
+        model = compile_model(build_model(name, 3, input_size=32, width=0.0625), learning_rate=1e-3, jit_compile=False)
+        hist = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        assert np.isfinite(hist.history["loss"][0])
+        probs = model.predict(x, verbose=0)
+        np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+
+def test_bad_model_params():
+    with pytest.raises(ConfigError, match="unknown model 'resnet'"):
+        build_model("resnet", 5, input_size=64)
+    with pytest.raises(ConfigError, match="width must be > 0"):
+        build_model("vgg", 5, input_size=64, width=0)
+    with pytest.raises(ConfigError, match="input_size must be >= 8"):
+        build_model("vgg", 5, input_size=4)

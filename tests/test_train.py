@@ -1,0 +1,161 @@
+"""The training stage end to end on tiny synthetic shards: outputs, determinism, resume, errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.labels import DS1, DS2
+from tests._shards import train_params, write_params, write_shards
+
+pytest.importorskip("tensorflow")
+
+from training.train import main, train_run  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# two DS1 and two DS2 records, every AAMI class in each
+RECORDS = {r: {"N": 14, "A": 3, "V": 4, "F": 2, "Q": 2} for r in (DS1[0], DS1[1], DS2[0], DS2[1])}
+N_BEATS = len(RECORDS) * 25
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """Shards and a params file, and one CLI run of ``tiny`` (record folds) in a subprocess."""
+    d = tmp_path_factory.mktemp("train")
+    write_shards(d / "images", RECORDS, crops=["A", "V", "F", "Q"], size=16, n_shards=2, row_group_rows=32)
+    write_params(d / "params.yaml", train_params(runs={
+        "tiny": {"model": "small_cnn", "method": "annotations", "folds": "record", "labels": "aami"},
+        "tiny-ds": {"model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami"},
+        "tiny-vgg": {"model": "vgg", "method": "annotations", "folds": "beat", "labels": "binary"},
+        "tiny-jun8": {"model": "small_cnn", "method": "annotations", "folds": "beat", "labels": "jun8"},
+        "tiny-christov": {"model": "small_cnn", "method": "christov", "folds": "record", "labels": "aami"},
+    }))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-m", "training.train", "--run", "tiny", "--params", "params.yaml",
+                           "--images", "images", "--out", "models/tiny", "--cache", "cache"],
+                          cwd=d, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return d, proc.stderr
+
+
+def test_cli_writes_every_output(workdir):
+    d, log = workdir
+    out = d / "models" / "tiny"
+    assert sorted(p.name for p in out.iterdir()) == ["fold-00", "fold-01", "history.csv", "run.json"]
+    run = json.loads((out / "run.json").read_text())
+    for key in ("run", "model", "method", "folds", "labels", "classes", "k", "params_hash", "data_hash",
+                "n_test_beats", "train_images_per_s"):
+        assert key in run
+    assert (run["run"], run["model"], run["folds"], run["labels"], run["k"]) == ("tiny", "small_cnn", "record", "aami", 2)
+    assert run["classes"] == ["N", "S", "V", "F", "Q"] and run["n_test_beats"] == N_BEATS
+    assert run["train_images_per_s"] > 0 and run["precision"] == "float32"
+    preds = []
+    for i in range(2):
+        fold = out / f"fold-{i:02d}"
+        assert sorted(p.name for p in fold.iterdir()) == ["history.csv", "model.keras", "predictions.parquet"]
+        p = pd.read_parquet(fold / "predictions.parquet")
+        assert list(p.columns) == ["beat_id", "record", "fold", "y_true", "y_pred", "p_N", "p_S", "p_V", "p_F", "p_Q"]
+        assert (p["fold"] == i).all()
+        np.testing.assert_allclose(p.filter(like="p_").sum(1), 1.0, rtol=1e-5)
+        assert (p["y_pred"] == p.filter(like="p_").idxmax(1).str[2:]).all()
+        h = pd.read_csv(fold / "history.csv")
+        assert list(h.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s"]
+        preds.append(p)
+    p = pd.concat(preds)
+    assert p["beat_id"].is_unique and len(p) == N_BEATS                # every beat tested once, originals only
+    assert not set(preds[0]["record"]) & set(preds[1]["record"])        # record folds
+    truth = {f"{r}-{100 + 300 * i}" for r in RECORDS for i in range(25)}
+    assert set(p["beat_id"]) == truth
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist.columns)[:2] == ["fold", "epoch"] and sorted(hist["fold"].unique()) == [0, 1]
+    import keras
+
+    model = keras.models.load_model(out / "fold-00" / "model.keras")
+    assert model.output_shape == (None, 5)
+    assert "fold 1/2 epoch 1/1: loss" in log and "images/s" in log
+    assert "train tiny: 2/2 done in" in log and "accuracy" in log.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_rerun_in_another_process_is_bit_identical_and_resumes(workdir, tmp_path, capsys):
+    d, _ = workdir
+    out = tmp_path / "tiny"
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        train_run("tiny", "params.yaml", "images", out, cache_root=tmp_path / "cache")
+        for name in ("fold-00/model.keras", "fold-00/predictions.parquet", "fold-01/model.keras",
+                     "fold-01/predictions.parquet"):
+            assert (out / name).read_bytes() == (d / "models" / "tiny" / name).read_bytes(), name
+        # a crash after fold 0: its work dir survives, fold 1 is redone
+        work = next((tmp_path / "cache" / "tiny").iterdir())
+        shutil.rmtree(work / "fold-01")
+        capsys.readouterr()
+        doc = train_run("tiny", "params.yaml", "images", out, cache_root=tmp_path / "cache")
+        assert doc["resumed_folds"] == [0]
+        assert "fold 1 reused" in capsys.readouterr().err
+        assert (out / "fold-01/predictions.parquet").read_bytes() == \
+            (d / "models" / "tiny" / "fold-01/predictions.parquet").read_bytes()
+    finally:
+        os.chdir(cwd)
+
+
+def test_ds1ds2_trains_on_ds1_and_tests_on_ds2(workdir, tmp_path):
+    d, _ = workdir
+    doc = train_run("tiny-ds", d / "params.yaml", d / "images", tmp_path / "ds", cache_root=tmp_path / "cache")
+    assert doc["k"] == 1 and doc["folds"] == "ds1ds2"
+    p = pd.read_parquet(tmp_path / "ds" / "fold-00" / "predictions.parquet")
+    assert set(p["record"]) == {DS2[0], DS2[1]} and len(p) == 50
+    assert doc["fold_summaries"][0]["train_records"] == 1                # one DS1 record held out for validation
+
+
+@pytest.mark.slow
+def test_vgg_with_crops_and_image_cap(workdir, tmp_path):
+    d, _ = workdir
+    params = train_params(runs={"v": {"model": "vgg", "method": "annotations", "folds": "beat", "labels": "binary"}},
+                          crops="all")
+    write_params(tmp_path / "params.yaml", params)
+    doc = train_run("v", tmp_path / "params.yaml", d / "images", tmp_path / "v", cache_root=tmp_path / "cache")
+    assert doc["classes"] == ["normal", "abnormal"] and doc["model"] == "vgg"
+    for s in doc["fold_summaries"]:
+        assert s["train_images"] == 60 and s["train_crops"] > 0       # water-filled cap, crops on the train side
+    p = pd.concat(pd.read_parquet(tmp_path / "v" / f"fold-{i:02d}" / "predictions.parquet") for i in range(2))
+    assert len(p) == N_BEATS and p["beat_id"].is_unique
+
+
+def _fails(capsys, *args):
+    code = main(list(args))
+    assert code == 2
+    return capsys.readouterr().err
+
+
+def test_errors_before_training(workdir, tmp_path, capsys):
+    d, _ = workdir
+    images, params = str(d / "images"), str(d / "params.yaml")
+    out = tmp_path / "out"
+    err = _fails(capsys, "--run", "tiny-jun8", "--params", params, "--images", images, "--out", str(out))
+    assert "labels 'jun8': class PAB, RBB, LBB, VFW, VEB has no beats" in err
+    assert 'segment.extra_symbols: ["!"]' in err
+    err = _fails(capsys, "--run", "nope", "--params", params, "--images", images, "--out", str(out))
+    assert "no run 'nope' under train.runs" in err
+    err = _fails(capsys, "--run", "tiny-christov", "--params", params, "--images", images, "--out", str(out))
+    assert "images of method 'annotations'" in err
+    write_params(tmp_path / "k5.yaml", train_params(folds={"k": 5, "validation_fraction": 0.1}))
+    err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "k5.yaml"), "--images", images, "--out", str(out))
+    assert "folds 'record' with k=5: only 4 records" in err
+    broken = tmp_path / "images"
+    shutil.copytree(d / "images", broken)
+    next(broken.glob("part-00001-*.parquet")).unlink()
+    err = _fails(capsys, "--run", "tiny", "--params", params, "--images", str(broken), "--out", str(out))
+    assert "part-00001-of-00002.parquet: shard listed in manifest.json is missing" in err
+    write_params(tmp_path / "bad.yaml", train_params(class_weight="inverse"))
+    err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "bad.yaml"), "--images", images, "--out", str(out))
+    assert "train.class_weight must be one of" in err
+    assert not out.exists()

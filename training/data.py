@@ -1,0 +1,371 @@
+"""The input pipeline: which rows a fold trains and scores on, their class weights, and a tf.data stream.
+
+Images are never all in memory as decoded arrays. A Python generator reads the PNG bytes of the
+selected rows one Parquet row group at a time (only the ``image.bytes`` column; when shuffling, a
+window of ``train.shuffle_buffer`` rows from row groups in a seeded order that changes every epoch,
+permuted). The PNGs are then decoded in parallel, resized to the model's input size, scaled to
+[0, 1], batched and prefetched: by OpenCV in a thread pool (the default, ``decoder="cv2"``) or by
+``tf.io.decode_png`` in a ``map(num_parallel_calls=AUTOTUNE)`` after a seeded tf.data shuffle
+buffer (``decoder="tf"``). Only a few windows of encoded bytes (~1.6 KB an image) and a few decoded
+batches are in memory at a time.
+
+With ``train.crops: all`` the training side also gets the nine crops of each beat: the stored crop
+rows when the shards have them, else crops made at load time from the originals with
+:func:`pipelines.crops.nine_crops` (for the symbols the render stage would have augmented). Validation
+and test sides are always originals (crop 0) only.
+
+Examples
+--------
+>>> import numpy as np
+>>> class_weights(np.array([0, 0, 0, 1]), 2, "balanced").round(3).tolist()
+[0.667, 2.0]
+>>> cap_per_class(np.array([0] * 8 + [1] * 2), 6, np.random.default_rng(0)).size
+6
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines._errors import ConfigError, DataError
+
+from .folds import Fold
+from .meta import ImageSet
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Rows to stream, sorted by (row, crop).
+
+    Attributes
+    ----------
+    rows : ndarray of int64
+        Row indices into :attr:`ImageSet.rows`.
+    crop : ndarray of int8
+        0: the row's image as stored; 1..9: make that crop at load time from the row's original.
+    y : ndarray of int32
+        Class index per entry.
+    """
+
+    rows: np.ndarray
+    crop: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def take(self, index: np.ndarray) -> "Selection":
+        index = np.sort(np.asarray(index, dtype=np.int64))
+        return Selection(self.rows[index], self.crop[index], self.y[index])
+
+    @staticmethod
+    def of(rows: np.ndarray, crop: np.ndarray, y: np.ndarray) -> "Selection":
+        order = np.lexsort((crop, rows))
+        return Selection(np.asarray(rows, np.int64)[order], np.asarray(crop, np.int8)[order],
+                         np.asarray(y, np.int32)[order])
+
+
+def beat_positions(rows: pd.DataFrame, beat_rows: np.ndarray) -> np.ndarray:
+    """For every image row, the position of its beat in ``beat_rows`` (-1 when the beat is not there)."""
+    index = pd.Index(rows["beat_id"].to_numpy(dtype=object)[beat_rows])
+    return index.get_indexer(rows["beat_id"].to_numpy(dtype=object)).astype(np.int64)
+
+
+def fold_selections(images: ImageSet, y_rows: np.ndarray, beat_rows: np.ndarray, beat_pos: np.ndarray,
+                    fold: Fold, *, crops: str) -> dict[str, Selection]:
+    """Rows of each side of a fold: ``{"train": ..., "val": ..., "test": ...}``.
+
+    Parameters
+    ----------
+    images : ImageSet
+    y_rows : ndarray
+        Class index per image row (-1: left out).
+    beat_rows : ndarray
+        Row index of each beat's original (the beats the fold plan indexes).
+    beat_pos : ndarray
+        :func:`beat_positions` of every row.
+    fold : Fold
+    crops : {"originals", "all"}
+        ``all``: the training side gets every crop of its beats.
+    """
+    if crops not in ("originals", "all"):
+        raise ConfigError(f"train.crops must be 'originals' or 'all', got {crops!r}")
+    crop = images.rows["crop"].to_numpy()
+    out = {}
+    for side in ("val", "test"):
+        rows = beat_rows[getattr(fold, side)]
+        out[side] = Selection.of(rows, np.zeros(rows.size, np.int8), y_rows[rows])
+    side_of_beat = np.zeros(len(beat_rows), bool)
+    side_of_beat[fold.train] = True
+    in_train = (beat_pos >= 0) & side_of_beat[np.maximum(beat_pos, 0)]
+    if crops == "originals":
+        rows = np.flatnonzero(in_train & (crop == 0))
+        out["train"] = Selection.of(rows, np.zeros(rows.size, np.int8), y_rows[rows])
+    elif images.crops_materialised:
+        rows = np.flatnonzero(in_train)
+        out["train"] = Selection.of(rows, np.zeros(rows.size, np.int8), y_rows[rows])
+    else:
+        _nine_crops()                                   # fail early when the module is missing
+        originals = beat_rows[fold.train]
+        skip = set(images.crop_params.get("skip_symbols") or [])
+        symbols = images.rows["symbol"].to_numpy(dtype=object)[originals]
+        augment = originals[~pd.Series(symbols, dtype=object).isin(skip).to_numpy()]
+        rows = np.concatenate([originals, np.repeat(augment, 9)])
+        virtual = np.concatenate([np.zeros(originals.size, np.int8), np.tile(np.arange(1, 10, dtype=np.int8), augment.size)])
+        out["train"] = Selection.of(rows, virtual, y_rows[rows])
+    return out
+
+
+def _nine_crops():
+    try:
+        from pipelines.crops import nine_crops
+    except ImportError as exc:
+        raise ConfigError("train.crops: all, but the shards hold originals only and pipelines.crops "
+                          f"cannot be imported to make the crops at load time ({exc}); render with "
+                          "render.crops.materialise: true or use train.crops: originals") from None
+    return nine_crops
+
+
+def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
+    """Weight per class: ``balanced`` = n / (n_classes * n_c) over the training rows; ``none`` = 1.
+
+    A class without training rows gets weight 0 (the fold guard makes that impossible in training).
+    """
+    if mode == "none":
+        return np.ones(n_classes, np.float32)
+    if mode != "balanced":
+        raise ConfigError(f"train.class_weight must be 'balanced' or 'none', got {mode!r}")
+    counts = np.bincount(np.asarray(y, np.int64), minlength=n_classes).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        w = np.where(counts > 0, counts.sum() / (n_classes * counts), 0.0)
+    return w.astype(np.float32)
+
+
+def cap_per_class(y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of at most ``cap`` entries, split over classes by water-filling.
+
+    Classes smaller than their share are kept whole; what they leave is split evenly among the
+    others, each sampled without replacement (seeded). ``cap <= 0`` keeps everything. Sorted.
+    """
+    y = np.asarray(y)
+    if cap <= 0 or y.size <= cap:
+        return np.arange(y.size)
+    classes, counts = np.unique(y, return_counts=True)
+    take = np.zeros(classes.size, np.int64)
+    budget, left = cap, classes.size
+    for i in np.argsort(counts, kind="stable"):
+        take[i] = min(counts[i], budget // left)
+        budget -= take[i]
+        left -= 1
+    for i in np.argsort(-counts, kind="stable")[:budget]:    # remainder of the integer division
+        take[i] += 1 if take[i] < counts[i] else 0
+    picked = [rng.permutation(np.flatnonzero(y == c))[:n] for c, n in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
+#: Image decoders of :func:`make_dataset`.
+DECODERS: tuple[str, ...] = ("cv2", "tf")
+
+
+class _Reader:
+    """Seeded reader of row-group windows of encoded images (the Python half of the stream)."""
+
+    def __init__(self, images: ImageSet, sel: Selection, weights: np.ndarray | None, *, shuffle: bool,
+                 seed: int, window_rows: int):
+        self.images, self.sel, self.shuffle, self.seed = images, sel, shuffle, seed
+        self.window_rows = max(int(window_rows), 1)
+        meta = images.rows
+        self.shard = meta["shard"].to_numpy()[sel.rows]
+        self.group = meta["row_group"].to_numpy()[sel.rows]
+        self.offset = meta["offset"].to_numpy()[sel.rows]
+        self.weights = (np.ones(len(sel), np.float32) if weights is None
+                        else np.asarray(weights, np.float32)[sel.y])
+        key = self.shard.astype(np.int64) << 32 | self.group.astype(np.int64)
+        self.groups, self.group_of = np.unique(key, return_inverse=True)
+        self.epoch = 0
+        self.crop_params = images.crop_params
+
+    def windows(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """One epoch of ``(entries, data, raw)``: selection indices, image bytes, raw-pixel flags.
+
+        Shuffled: row groups in a seeded order that changes every epoch, read until a window holds
+        ``window_rows`` selected rows, then permuted. Not shuffled: one row group at a time, in order.
+        """
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = rng.permutation(self.groups.size) if self.shuffle else np.arange(self.groups.size)
+        by_group = np.argsort(self.group_of, kind="stable")      # entries of each group, in selection order
+        starts = np.searchsorted(self.group_of[by_group], np.arange(self.groups.size + 1))
+        files: dict[int, pq.ParquetFile] = {}
+        window: list[np.ndarray] = []
+        n_window = 0
+        for g in order:
+            window.append(by_group[starts[g]:starts[g + 1]])
+            n_window += window[-1].size
+            if n_window >= (self.window_rows if self.shuffle else 1):
+                yield self._read(np.concatenate(window), files, rng)
+                window, n_window = [], 0
+        if window:
+            yield self._read(np.concatenate(window), files, rng)
+
+    def encoded(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Generator for the ``tf`` decoder: windows of (bytes, y, weight, raw)."""
+        for entries, data, raw in self.windows():
+            yield data, self.sel.y[entries], self.weights[entries], raw
+
+    def decoded(self, batch_size: int, input_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Generator for the ``cv2`` decoder: batches of (uint8 images, y, weight), decoded in threads."""
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        size = self.images.image_size
+        carry = (np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, bool))
+        with ThreadPoolExecutor(max(os.cpu_count() or 1, 1)) as pool, ThreadPoolExecutor(1) as ahead:
+            def flush(entries, data, raw, final):
+                n_full = entries.size if final else entries.size - entries.size % batch_size
+                cuts = list(range(0, n_full, batch_size))
+                jobs = [pool.submit(_decode, data[i:i + batch_size], raw[i:i + batch_size], size, input_size)
+                        for i in cuts]
+                for i, job in zip(cuts, jobs):
+                    e = entries[i:i + batch_size]
+                    yield job.result()[..., None], self.sel.y[e], self.weights[e]
+                return n_full
+
+            windows = self.windows()
+            pending = ahead.submit(next, windows, None)      # read the next window while this one decodes
+            while (window := pending.result()) is not None:
+                pending = ahead.submit(next, windows, None)
+                entries, data, raw = (np.concatenate([c, x]) for c, x in zip(carry, window))
+                n_full = yield from flush(entries, data, raw, final=False)
+                carry = (entries[n_full:], data[n_full:], raw[n_full:])
+            if carry[0].size:
+                yield from flush(*carry, final=True)
+
+    def _read(self, entries: np.ndarray, files: dict, rng: np.random.Generator):
+        data = np.empty(entries.size, dtype=object)
+        keys = self.shard[entries].astype(np.int64) << 32 | self.group[entries].astype(np.int64)
+        for key in np.unique(keys):
+            s, g = int(key >> 32), int(key & 0xFFFFFFFF)
+            pos = np.flatnonzero(keys == key)
+            if s not in files:
+                files[s] = pq.ParquetFile(self.images.shards[s])
+            try:
+                column = files[s].read_row_group(g, columns=["image.bytes"]).column("image").combine_chunks()
+            except Exception as exc:  # corrupt file despite the checksum: name it
+                raise DataError(str(self.images.shards[s]), f"cannot read row group {g}: {exc}") from None
+            data[pos] = pc.take(column.field("bytes"), self.offset[entries[pos]]).to_numpy(zero_copy_only=False)
+        raw = self.sel.crop[entries] > 0
+        if raw.any():
+            data[raw] = self._make_crops(data[raw], self.sel.crop[entries][raw])
+        if self.shuffle:
+            perm = rng.permutation(entries.size)
+            entries, data, raw = entries[perm], data[perm], raw[perm]
+        return entries, data, raw
+
+    def _make_crops(self, pngs: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """Raw pixel bytes of crop ``which`` (1..9) of each PNG, made with pipelines.crops.nine_crops."""
+        import cv2
+
+        nine_crops = _nine_crops()
+        unique, inverse = np.unique(pngs, return_inverse=True)
+        imgs = np.stack([cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_GRAYSCALE) for b in unique])
+        p = self.crop_params
+        crops = nine_crops(imgs, crop=int(p["size"]), offsets=tuple(p["offsets"]), interpolation=p["interpolation"])
+        picked = crops[inverse, which.astype(np.int64) - 1]
+        return np.array([c.tobytes() for c in picked], dtype=object)
+
+
+def _decode(data: np.ndarray, raw: np.ndarray, size: int, input_size: int) -> np.ndarray:
+    """Decode a chunk of PNGs (or raw pixels) with OpenCV, resized to ``input_size`` (area when shrinking).
+
+    One C call per image (PNG has no batch decoder); OpenCV releases the GIL, so chunks decode in
+    parallel threads.
+    """
+    import cv2
+
+    out = np.empty((len(data), input_size, input_size), np.uint8)
+    interp = cv2.INTER_AREA if input_size < size else cv2.INTER_LINEAR
+    for i in range(len(data)):
+        buf = np.frombuffer(data[i], np.uint8)
+        img = buf.reshape(size, size) if raw[i] else cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if img is None or img.shape != (size, size):
+            raise DataError("image shards", f"an image is not a {size}x{size} 8-bit grayscale PNG "
+                                            f"(got {None if img is None else img.shape})")
+        out[i] = img if input_size == size else cv2.resize(img, (input_size, input_size), interpolation=interp)
+    return out
+
+
+def make_dataset(images: ImageSet, sel: Selection, *, input_size: int, batch_size: int, shuffle: bool,
+                 seed: int, shuffle_buffer: int = 8192, weights: np.ndarray | None = None,
+                 decoder: str = "cv2") -> Any:
+    """A ``tf.data.Dataset`` of ``(x, y)`` (or ``(x, y, sample_weight)`` when ``weights`` is given) batches.
+
+    ``x`` is float32 ``(batch, input_size, input_size, 1)`` in [0, 1]. Without ``shuffle`` the batches
+    follow the selection's order (so predictions line up with ``sel.rows``).
+
+    Parameters
+    ----------
+    images : ImageSet
+    sel : Selection
+    input_size : int
+        Model input side; the stored images are resized (area when shrinking, bilinear when growing).
+    batch_size : int
+    shuffle : bool
+        Seeded shuffling: row groups in a per-epoch seeded order, read in windows of
+        ``shuffle_buffer`` rows that are permuted (and, with the ``tf`` decoder, a tf.data shuffle
+        buffer of ``shuffle_buffer`` encoded images on top).
+    seed : int
+    shuffle_buffer : int
+    weights : ndarray, optional
+        Per-class weights (:func:`class_weights`); emitted as sample weights.
+    decoder : {"cv2", "tf"}
+        ``cv2`` (default): OpenCV decodes and resizes batches in a thread pool inside the reader;
+        ``tf``: ``tf.io.decode_png`` in a parallel ``map`` (``AUTOTUNE``) and ``tf.image.resize``.
+        Same pixels up to the resize's rounding; ``cv2`` costs about half the CPU time per image
+        (benchmarks/bench_train.py).
+    """
+    import tensorflow as tf
+
+    if decoder not in DECODERS:
+        raise ConfigError(f"decoder must be one of {list(DECODERS)}, got {decoder!r}")
+    size = images.image_size
+    reader = _Reader(images, sel, weights, shuffle=shuffle, seed=seed, window_rows=shuffle_buffer)
+
+    def scale(x, y, w):
+        x = tf.cast(x, tf.float32) * (1.0 / 255.0)
+        return (x, y, w) if weights is not None else (x, y)
+
+    if decoder == "cv2":
+        signature = (tf.TensorSpec([None, input_size, input_size, 1], tf.uint8), tf.TensorSpec([None], tf.int32),
+                     tf.TensorSpec([None], tf.float32))
+        ds = tf.data.Dataset.from_generator(lambda: reader.decoded(batch_size, input_size),
+                                            output_signature=signature)
+        ds = ds.map(scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32),
+                     tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.bool))
+        ds = tf.data.Dataset.from_generator(reader.encoded, output_signature=signature).unbatch()
+        if shuffle and shuffle_buffer > 1:
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+        def decode(data, y, w, raw):
+            img = tf.cond(raw, lambda: tf.reshape(tf.io.decode_raw(data, tf.uint8), [size, size, 1]),
+                          lambda: tf.io.decode_png(data, channels=1))
+            return tf.ensure_shape(img, [size, size, 1]), y, w
+
+        def finish(img, y, w):
+            x = img
+            if input_size != size:
+                x = tf.image.resize(tf.cast(img, tf.float32), [input_size, input_size],
+                                    method="area" if input_size < size else "bilinear")
+            return scale(x, y, w)
+
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size).map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    n_batches = -(-len(sel) // batch_size)
+    return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)

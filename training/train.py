@@ -1,0 +1,308 @@
+"""Stage ``train@<run>``: K-fold training of one run on an image-shard directory.
+
+Usage (as in dvc.yaml)::
+
+    python -m training.train --run small_cnn-record --params params.yaml \\
+        --images datasets/images/annotations --out models/small_cnn-record
+
+Everything is checked before the first epoch: params, the shards (presence and SHA-256 against the
+manifest), the labels (a class without beats is an error that names it), the folds (every class on
+both sides of every fold) and the leak guard (:func:`training.folds.check_plan` and
+:func:`training.folds.check_fold_rows`). Then each fold trains with early stopping on its validation
+set, predicts its test beats (originals only), and is kept in a work directory outside the DVC output,
+``.cache/train/<run>/<key>/fold-XX/`` (key: hash of the run's params, the images manifest and the
+training code). A rerun after a crash resumes from the last finished fold. At the end the folds are
+copied into ``--out`` in one atomic step, with ``run.json`` and ``history.csv``.
+
+Outputs (``models/<run>/``): ``run.json``, ``history.csv`` (all folds, ``fold`` column first) and per
+fold ``fold-XX/model.keras``, ``fold-XX/predictions.parquet`` (``beat_id``, ``record``, ``fold``,
+``y_true``, ``y_pred``, ``p_<class>``...), ``fold-XX/history.csv``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines._errors import ConfigError, DataError
+from pipelines._io import atomic_dir, write_json
+from pipelines._progress import Progress
+from pipelines.params import load_params, params_hash
+
+from .config import RunConfig, run_config
+from .data import Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset
+from .folds import FoldPlan, check_fold_rows, check_plan, make_folds
+from .meta import ImageSet, check_classes, label_rows, open_images
+
+DEFAULT_CACHE = Path(".cache/train")
+#: Smallest batch for validation and test predictions (no gradients: memory is not the limit).
+EVAL_BATCH = 256
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def code_hash() -> str:
+    """SHA-256 (12 hex) of the training package's source: a code change invalidates cached folds."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def save_model(model: Any, path: Path) -> None:
+    """``model.save`` with fixed zip timestamps and save date, so equal weights give equal bytes."""
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    with zipfile.ZipFile(tmp) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta["date_saved"] = "1980-01-01@00:00:00"
+                data = json.dumps(meta).encode()
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=_EPOCH), data, compress_type=info.compress_type)
+    tmp.unlink()
+
+
+def _seed(seed: int, *parts: int) -> int:
+    return int(np.random.default_rng([seed, *parts]).integers(2**31 - 1))
+
+
+class Prepared:
+    """Everything checked before training: labels, folds, and each fold's guarded row selections."""
+
+    def __init__(self, cfg: RunConfig, images: ImageSet):
+        self.cfg, self.images = cfg, images
+        rows = images.rows
+        self.y_rows, self.classes, self.dropped = label_rows(rows, cfg.labels)
+        crop = rows["crop"].to_numpy()
+        self.beat_rows = np.flatnonzero((crop == 0) & (self.y_rows >= 0))
+        y_beats = self.y_rows[self.beat_rows]
+        check_classes(y_beats, self.classes, cfg.labels, str(images.root))
+        beat_ids = rows["beat_id"].to_numpy(dtype=object)
+        records = rows["record"].to_numpy(dtype=object)
+        self.beat_ids, self.records = beat_ids[self.beat_rows], records[self.beat_rows]
+        self.plan: FoldPlan = make_folds(self.beat_ids, self.records, y_beats, scheme=cfg.folds, k=cfg.k,
+                                         seed=cfg.seed, validation_fraction=cfg.validation_fraction,
+                                         classes=self.classes)
+        check_plan(self.plan, self.beat_ids, self.records, y_beats, classes=self.classes)
+        beat_pos = beat_positions(rows, self.beat_rows)
+        n_classes = len(self.classes)
+        if 0 < cfg.max_train_images < n_classes:
+            raise ConfigError(f"params.yaml: train.{cfg.model}.max_train_images={cfg.max_train_images} is fewer "
+                              f"than the {n_classes} classes")
+        self.selections: list[dict[str, Selection]] = []
+        for fold in self.plan.folds:
+            sels = fold_selections(images, self.y_rows, self.beat_rows, beat_pos, fold, crops=cfg.crops)
+            for side in ("train", "val"):
+                if cfg.max_train_images and len(sels[side]):
+                    rng = np.random.default_rng([cfg.seed, 2, fold.index, side == "val"])
+                    sels[side] = sels[side].take(cap_per_class(sels[side].y, cfg.max_train_images, rng))
+            check_fold_rows(fold.index, beat_ids, records, crop, train=sels["train"].rows, val=sels["val"].rows,
+                            test=sels["test"].rows, by_record=cfg.folds in ("record", "ds1ds2"),
+                            test_beats=self.beat_ids[fold.test])
+            missing = [self.classes[c] for c in range(n_classes) if not (sels["train"].y == c).any()]
+            if missing:
+                raise ConfigError(f"fold {fold.index}: class {', '.join(missing)} has no training images")
+            self.selections.append(sels)
+
+
+def _history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    from .callbacks import HISTORY_COLUMNS
+
+    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+
+
+def _predictions_table(prep: Prepared, fold: int, sel: Selection, probs: np.ndarray) -> pa.Table:
+    meta = prep.images.rows
+    names = np.array(prep.classes, dtype=object)
+    cols: dict[str, pa.Array] = {
+        "beat_id": pa.array(meta["beat_id"].to_numpy(dtype=object)[sel.rows], pa.string()),
+        "record": pa.array(meta["record"].to_numpy(dtype=object)[sel.rows], pa.string()),
+        "fold": pa.array(np.full(len(sel), fold, np.int32)),
+        "y_true": pa.array(names[sel.y], pa.string()),
+        "y_pred": pa.array(names[probs.argmax(1)], pa.string()),
+    }
+    for c, name in enumerate(prep.classes):
+        cols[f"p_{name}"] = pa.array(probs[:, c].astype(np.float32))
+    return pa.table(cols)
+
+
+def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream: TextIO) -> dict[str, Any]:
+    """Train, predict and write one fold into ``work/fold-XX`` (atomically); return its summary."""
+    import keras
+
+    from .callbacks import EpochLog
+    from .models import build_model, compile_model
+
+    cfg = prep.cfg
+    sels = prep.selections[index]
+    n_folds = len(prep.plan.folds)
+    label = f"fold {index + 1}/{n_folds}"
+    fold_seed = _seed(cfg.seed, 3, index)
+    keras.utils.set_random_seed(fold_seed)          # resumed folds train exactly as in a full run
+    weights = class_weights(sels["train"].y, len(prep.classes), cfg.class_weight)
+    common = {"input_size": cfg.input_size, "seed": fold_seed, "shuffle_buffer": cfg.shuffle_buffer}
+    eval_batch = max(cfg.batch_size, EVAL_BATCH)     # inference only: bigger batches are cheaper per image
+    train_ds = make_dataset(prep.images, sels["train"], shuffle=True, weights=weights, batch_size=cfg.batch_size,
+                            **common)
+    val_ds = make_dataset(prep.images, sels["val"], shuffle=False, weights=weights, batch_size=eval_batch,
+                          **common) if len(sels["val"]) else None
+    test_ds = make_dataset(prep.images, sels["test"], shuffle=False, batch_size=eval_batch, **common)
+    model = build_model(cfg.model, len(prep.classes), input_size=cfg.input_size, width=cfg.width, dtype=precision)
+    # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
+    compile_model(model, learning_rate=cfg.learning_rate, dtype=precision, jit_compile=False)
+    n_crops = int((prep.images.rows["crop"].to_numpy()[sels["train"].rows] > 0).sum() + (sels["train"].crop > 0).sum())
+    print(f"{label}: train {len(sels['train']):,} images ({n_crops:,} crops), validation {len(sels['val']):,}, "
+          f"test {len(sels['test']):,} beats; class weights "
+          + ", ".join(f"{c} {w:.3g}" for c, w in zip(prep.classes, weights)), file=stream, flush=True)
+    log = EpochLog(len(sels["train"]), cfg.batch_size, cfg.epochs, label, stream=stream)
+    callbacks: list[Any] = [log]
+    if val_ds is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                                       restore_best_weights=True))
+    t0 = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
+    fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    probs = np.asarray(model.predict(test_ds, verbose=0), dtype=np.float32)
+    predict_s = time.perf_counter() - t1
+    if probs.shape != (len(sels["test"]), len(prep.classes)):
+        raise RuntimeError(f"{label}: {probs.shape} predictions for {len(sels['test'])} test beats")
+    table = _predictions_table(prep, index, sels["test"], probs)
+    history = _history_frame(log.rows)
+    best = int(history["val_loss"].idxmin()) + 1 if history["val_loss"].notna().any() else len(history)
+    y_pred = probs.argmax(1)
+    summary = {
+        "fold": index, "train_images": len(sels["train"]), "train_crops": n_crops,
+        "val_images": len(sels["val"]), "test_beats": len(sels["test"]),
+        "train_records": int(len(np.unique(prep.images.rows["record"].to_numpy(dtype=object)[sels["train"].rows]))),
+        "test_records": int(len(np.unique(prep.images.rows["record"].to_numpy(dtype=object)[sels["test"].rows]))),
+        "epochs_run": len(history), "best_epoch": best, "train_images_seen": len(sels["train"]) * len(history),
+        "train_seconds": log.train_seconds, "fit_seconds": fit_s, "predict_seconds": predict_s,
+        "accuracy": float((y_pred == sels["test"].y).mean()),
+        "class_weights": dict(zip(prep.classes, weights.round(6).tolist())),
+        "n_params": int(model.count_params()),
+    }
+    target = work / f"fold-{index:02d}"
+    with atomic_dir(target) as tmp:
+        save_model(model, tmp / "model.keras")
+        pq.write_table(table, tmp / "predictions.parquet", compression="zstd")
+        history.to_csv(tmp / "history.csv", index=False)
+        (tmp / "fold.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        (tmp / "DONE").write_text("")
+    keras.backend.clear_session()
+    return summary
+
+
+def _scores(pred: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, float]:
+    acc = float((pred["y_true"] == pred["y_pred"]).mean())
+    recalls = [float((pred.loc[pred["y_true"] == c, "y_pred"] == c).mean()) for c in classes
+               if (pred["y_true"] == c).any()]
+    return {"accuracy": acc, "balanced_accuracy": float(np.mean(recalls))}
+
+
+def train_run(run: str, params_path: str | os.PathLike, images_dir: str | os.PathLike, out: str | os.PathLike, *,
+              cache_root: str | os.PathLike = DEFAULT_CACHE, stream: TextIO | None = None) -> dict[str, Any]:
+    """Train every fold of ``run`` (resuming finished ones) and write ``out``; return ``run.json``'s content."""
+    stream = stream if stream is not None else sys.stderr
+    t_start = time.perf_counter()
+    train_params = load_params(params_path, "train")
+    cfg = run_config(train_params, run)
+    images = open_images(images_dir)
+    declared = images.manifest.get("method")
+    if declared is not None and declared != cfg.method:
+        raise ConfigError(f"{images_dir}: images of method {declared!r}, but train.runs.{run}.method is {cfg.method!r}")
+    prep = Prepared(cfg, images)
+
+    from . import models as _models
+    from .runtime import configure
+
+    settings = configure(cfg.seed)
+    precision = _models.resolve_precision(cfg.mixed_precision)
+    key = params_hash({"config": cfg.as_dict(), "data": images.data_hash, "code": code_hash()})
+    work = Path(cache_root) / run / key
+    n_folds = len(prep.plan.folds)
+    print(f"train {run}: {cfg.model} ({precision}), labels {cfg.labels} {list(prep.classes)}, folds {cfg.folds} "
+          f"x{n_folds}, {len(prep.beat_rows):,} beats from {images.root} (left out: {prep.dropped or 'none'}); "
+          f"work dir {work}", file=stream, flush=True)
+
+    progress = Progress(f"train {run}", total=n_folds, unit="folds", stream=stream, interval=0)
+    summaries, resumed = [], []
+    for index in range(n_folds):
+        done = work / f"fold-{index:02d}" / "DONE"
+        if done.exists():
+            summaries.append(json.loads((done.parent / "fold.json").read_text()))
+            resumed.append(index)
+            progress.update(1, note=f"fold {index + 1} reused from {done.parent}")
+            continue
+        summaries.append(train_fold(prep, index, work, precision=precision, stream=stream))
+        progress.update(1, note=f"fold {index + 1} accuracy {summaries[-1]['accuracy']:.4f}")
+
+    preds = pd.concat([pd.read_parquet(work / f"fold-{i:02d}" / "predictions.parquet") for i in range(n_folds)],
+                      ignore_index=True)
+    histories = []
+    for i in range(n_folds):
+        h = pd.read_csv(work / f"fold-{i:02d}" / "history.csv")
+        h.insert(0, "fold", i)
+        histories.append(h)
+    seen = sum(s["train_images_seen"] for s in summaries)
+    train_s = sum(s["train_seconds"] for s in summaries)
+    scores = _scores(preds, prep.classes)
+    import keras
+    import tensorflow as tf
+
+    doc = {
+        "run": run, "model": cfg.model, "method": cfg.method, "folds": cfg.folds, "labels": cfg.labels,
+        "classes": list(prep.classes), "k": n_folds, "params_hash": cfg.params_hash, "data_hash": images.data_hash,
+        "code_hash": code_hash(), "params": cfg.as_dict(), "precision": precision,
+        "n_beats": int(len(prep.beat_rows)), "n_test_beats": int(len(preds)), "excluded": prep.dropped,
+        "train_images_per_s": seen / max(train_s, 1e-9), "train_seconds": train_s,
+        "seconds": time.perf_counter() - t_start, "resumed_folds": resumed, "fold_summaries": summaries,
+        **scores, "runtime": settings, "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    with atomic_dir(out) as tmp:
+        for i in range(n_folds):
+            src, dst = work / f"fold-{i:02d}", tmp / f"fold-{i:02d}"
+            dst.mkdir()
+            for name in ("model.keras", "predictions.parquet", "history.csv"):
+                shutil.copy2(src / name, dst / name)
+        pd.concat(histories, ignore_index=True).to_csv(tmp / "history.csv", index=False)
+        write_json(tmp / "run.json", doc)
+    progress.done(f"{len(preds):,} test beats, accuracy {scores['accuracy']:.4f}, balanced accuracy "
+                  f"{scores['balanced_accuracy']:.4f}, {doc['train_images_per_s']:,.0f} train images/s"
+                  + (f", {len(resumed)} fold(s) resumed" if resumed else "") + f" -> {out}")
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="run name under train.runs in params.yaml")
+    ap.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    ap.add_argument("--images", required=True, help="image-shard directory, datasets/images/<method>")
+    ap.add_argument("--out", required=True, help="output directory, models/<run>")
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE),
+                    help="work dir for finished folds, for resuming (default .cache/train)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        train_run(args.run, args.params, args.images, args.out, cache_root=args.cache)
+    except (ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
