@@ -134,7 +134,10 @@ def cluster_startup(n_workers: int = 2) -> None:
     from distributed import Client, LocalCluster
 
     print(f"\n## Local cluster start-up ({n_workers} workers, until a first task has run on each)")
-    for method in ("fork", "spawn"):
+    import multiprocessing
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(render.FORKSERVER_PRELOAD))
+    for method in ("forkserver", "spawn"):
         t = time.perf_counter()
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
@@ -160,13 +163,19 @@ def payload_vs_files(out: Path, manifest: dict) -> None:
 
 
 class TreeRss:
-    """Sample the summed RSS of a process and its descendants in a background thread."""
+    """Sample a process and its descendants every ``interval`` s: peak summed RSS, CPU time per process.
+
+    CPU is the last user + system time seen for each process of the tree (the driver, the dask fork
+    server and its workers), summed: ``getrusage(RUSAGE_CHILDREN)`` would miss the workers, whose
+    parent is the fork server, not the driver.
+    """
 
     def __init__(self, pid: int, interval: float = 0.05):
         self.proc = psutil.Process(pid)
         self.interval = interval
         self.peak = 0
         self.peak_procs = 0
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -179,6 +188,8 @@ class TreeRss:
                 for p in procs:
                     try:
                         total += p.memory_info().rss
+                        t = p.cpu_times()
+                        self.cpu[p.pid] = t.user + t.system
                     except psutil.Error:
                         pass
                 if total > self.peak:
@@ -196,14 +207,13 @@ def run_stage(beats: Path, out: Path, params: dict) -> tuple[float, int, float, 
     """Run ``python -m pipelines.render`` as dvc would.
 
     Returns wall seconds, peak RSS of the process tree, largest single-process RSS, CPU seconds of
-    the whole tree (driver, nannies, workers: all reaped descendants) and the stage's summary line.
+    the whole tree (sampled per process, see :class:`TreeRss`) and the stage's summary line.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     params_file = out.parent / "bench_params.yaml"
     params_file.write_text(yaml.safe_dump({"render": params}))
     cmd = [sys.executable, "-m", "pipelines.render", "--method", "annotations", "--params", str(params_file),
            "--beats", str(beats), "--out", str(out)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     sampler = TreeRss(proc.pid)
@@ -212,9 +222,8 @@ def run_stage(beats: Path, out: Path, params: dict) -> tuple[float, int, float, 
     sampler.stop()
     if proc.returncode:
         sys.exit(f"render stage failed:\n{err}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child_max = after.ru_maxrss * 1024  # Linux: KiB
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
+    cpu = sum(sampler.cpu.values())
     summary = [line for line in err.splitlines() if "done in" in line][-1]
     return wall, sampler.peak, child_max, cpu, summary
 
@@ -267,8 +276,8 @@ def main() -> None:
         print(f"wall {wall:.1f} s (incl. interpreter start and local cluster start-up), {rows:,} images "
               f"({manifest['beats']:,} beats), {rate:,.0f} images/s, {manifest['bytes'] / 1e6:,.1f} MB in "
               f"{len(manifest['shards'])} shards ({manifest['bytes'] / rows:,.0f} bytes/image)")
-        print(f"peak RSS: process tree {tree_peak / 2**30:.2f} GiB (sum over driver + workers), "
-              f"largest single process {proc_peak / 2**30:.2f} GiB")
+        print(f"peak RSS: process tree {tree_peak / 2**30:.2f} GiB (sum over driver, fork server, workers), "
+              f"largest reaped process {proc_peak / 2**30:.2f} GiB (getrusage; the driver)")
         print(f"ratio: stage images/s / ({cores} cores x one-core encode baseline) = {rate / (cores * base):.2f}; "
               f"stage images/s / one-core baseline = {rate / base:.2f}")
         print(f"CPU: {cpu:,.1f} CPU-seconds for the whole process tree = {cpu / rows * 1e6:,.0f} us/image "

@@ -25,7 +25,7 @@ bounded by the shard writer and the tasks in flight, not by the dataset. Schedul
   null): the address of a running ``dask.distributed`` scheduler; its workers must be able to import
   this repository's ``pipelines`` package.
 * otherwise a local ``dask.distributed.LocalCluster`` of ``render.workers`` processes (one thread
-  each; 0 = ``os.cpu_count()``; forked where the OS allows, see :data:`LOCAL_START_METHOD`), or,
+  each; 0 = ``os.cpu_count()``; started by a fork server, see :data:`LOCAL_START_METHOD`), or,
   with one worker, the same tasks run in this process.
 
 A worker lost mid-run (killed, out of memory) is survived: the scheduler reruns its tasks
@@ -489,15 +489,19 @@ def render_chunk(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, c
 TaskArgs = tuple  # (values, offsets, augment, cfg)
 Runner = Callable[[Iterable[TaskArgs]], Iterator[EncodedChunk]]
 
-#: How the local cluster starts its worker processes: ``fork`` (on Linux; macOS forks badly) makes them
-#: copies of the driver with every module already imported: a fraction of a second to start two
-#: workers, several seconds with ``spawn`` (``benchmarks/bench_render_stage.py`` measures both). The
-#: cluster starts before the beats table is read, so the workers do not inherit it.
-LOCAL_START_METHOD = ("fork" if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
-                      else "spawn")
+#: How the local cluster starts its worker processes. ``forkserver`` (on Linux): a fresh server
+#: process imports this module once (:data:`FORKSERVER_PRELOAD`) and forks each worker from itself,
+#: so workers start with numpy, pyarrow, OpenCV and the pipeline already imported (``spawn``
+#: re-imports them in every worker; ``benchmarks/bench_render_stage.py`` times both). Plain ``fork``
+#: of the driver would be faster still but is unsafe: a driver that has used OpenCV's thread pool
+#: (a notebook, the test session) leaves its forked children a broken pool, and they crash.
+LOCAL_START_METHOD = ("forkserver" if sys.platform.startswith("linux")
+                      and "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
 
+#: Modules the fork server imports before forking workers (only if it is not running yet).
+FORKSERVER_PRELOAD: tuple[str, ...] = ("pipelines.render", "distributed.nanny", "distributed.worker")
 
-#: dask config of the local cluster: forked workers, and none of the diagnostics nobody looks at
+#: dask config of the local cluster: the start method, and none of the diagnostics nobody looks at
 #: during a stage run (the statistical profiler samples every thread every 10 ms, the GIL monitor
 #: every 1 ms, the event-loop health check every 20 ms): they cost CPU in every worker all run long.
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
@@ -537,6 +541,8 @@ def task_runner(cfg: RenderConfig, fn: Callable[..., EncodedChunk] | None = None
         with Client(address, set_as_default=False) as client:
             yield lambda tasks: _stream(client, tasks, fn)
         return
+    if LOCAL_START_METHOD == "forkserver":
+        multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
         cluster = LocalCluster(n_workers=cfg.n_workers(), threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)

@@ -651,3 +651,30 @@ def build_manifest(*, method: str, params: Mapping[str, Any], params_hash: str, 
         "exclusions": dict(exclusions),
         "shards": [s.to_json() for s in shard_infos],
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipelines.shards verify DIR [DIR ...]``: re-hash every shard against manifest.json."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.shards", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("verify", help="check shards against their manifest (names, SHA-256, rows, schema)")
+    check.add_argument("directories", nargs="+", help="image dataset directories, e.g. datasets/images/annotations")
+    args = parser.parse_args(argv)
+    failed = 0
+    for directory in args.directories:
+        try:
+            manifest = verify_shards(directory)
+        except DataError as exc:  # ChecksumError is a DataError
+            print(f"verify: FAILED {exc}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"verify: ok {directory}: {len(manifest['shards'])} shard(s), {manifest['rows']:,} rows match "
+                  f"manifest.json")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
