@@ -120,12 +120,13 @@ def test_ds1ds2_trains_on_ds1_and_tests_on_ds2(workdir, tmp_path):
 def test_vgg_with_crops_and_image_cap(workdir, tmp_path):
     d, _ = workdir
     params = train_params(runs={"v": {"model": "vgg", "method": "annotations", "folds": "beat", "labels": "binary"}},
-                          crops="all")
+                          crops="all", folds={"k": 2, "validation_fraction": 0.0})     # no validation: all epochs
     write_params(tmp_path / "params.yaml", params)
     doc = train_run("v", tmp_path / "params.yaml", d / "images", tmp_path / "v", cache_root=tmp_path / "cache")
     assert doc["classes"] == ["normal", "abnormal"] and doc["model"] == "vgg"
     for s in doc["fold_summaries"]:
         assert s["train_images"] == 60 and s["train_crops"] > 0       # water-filled cap, crops on the train side
+        assert s["val_images"] == 0 and s["epochs_run"] == 1
     p = pd.concat(pd.read_parquet(tmp_path / "v" / f"fold-{i:02d}" / "predictions.parquet") for i in range(2))
     assert len(p) == N_BEATS and p["beat_id"].is_unique
 

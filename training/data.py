@@ -17,7 +17,7 @@ and test sides are always originals (crop 0) only.
 Examples
 --------
 >>> import numpy as np
->>> class_weights(np.array([0, 0, 0, 1]), 2, "balanced").round(3).tolist()
+>>> [round(float(w), 3) for w in class_weights(np.array([0, 0, 0, 1]), 2, "balanced")]
 [0.667, 2.0]
 >>> cap_per_class(np.array([0] * 8 + [1] * 2), 6, np.random.default_rng(0)).size
 6
