@@ -94,6 +94,15 @@ def test_tiny_models_train_a_step():
         np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
 
+def test_vgg_batch_norm_momentum():
+    model = build_model("vgg", 5, input_size=32, width=0.0625, bn_momentum=0.9)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) == 7 and all(b.momentum == 0.9 for b in bns)
+    assert build_model("vgg", 5, input_size=32, width=0.0625).get_layer("fc_bn").momentum == 0.99
+    with pytest.raises(ConfigError, match="bn_momentum"):
+        build_model("vgg", 5, input_size=32, bn_momentum=1.0)
+
+
 def test_bad_model_params():
     with pytest.raises(ConfigError, match="unknown model 'resnet'"):
         build_model("resnet", 5, input_size=64)

@@ -159,4 +159,7 @@ def test_errors_before_training(workdir, tmp_path, capsys):
     write_params(tmp_path / "bad.yaml", train_params(class_weight="inverse"))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "bad.yaml"), "--images", images, "--out", str(out))
     assert "train.class_weight must be one of" in err
+    write_params(tmp_path / "key.yaml", train_params(small_cnn={**train_params()["small_cnn"], "width": 0.5}))
+    err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "key.yaml"), "--images", images, "--out", str(out))
+    assert "unknown key(s) ['width'] in train.small_cnn" in err
     assert not out.exists()

@@ -23,7 +23,7 @@ from pipelines.params import params_hash
 from .folds import FOLD_SCHEMES
 from .models import MODELS, PRECISIONS
 
-#: Hyperparameter keys of ``train.<model>`` (``width`` for vgg only).
+#: Hyperparameter keys of ``train.<model>`` (optional ``width`` and ``bn_momentum`` for vgg only).
 MODEL_KEYS = {"input_size", "batch_size", "epochs", "learning_rate", "patience", "max_train_images"}
 
 
@@ -50,6 +50,7 @@ class RunConfig:
     patience: int
     max_train_images: int
     width: float = 1.0
+    bn_momentum: float = 0.99
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,7 +87,7 @@ def run_config(train: dict[str, Any], run: str) -> RunConfig:
     where = f"train.runs.{run}"
     model = _choice(_get(spec, "model", where), f"{where}.model", MODELS)
     hyper = _get(train, model, "train")
-    unknown = set(hyper) - MODEL_KEYS - ({"width"} if model == "vgg" else set())
+    unknown = set(hyper) - MODEL_KEYS - ({"width", "bn_momentum"} if model == "vgg" else set())
     if unknown:
         raise ConfigError(f"params.yaml: unknown key(s) {sorted(unknown)} in train.{model}")
     folds = _get(train, "folds", "train")
@@ -99,6 +100,9 @@ def run_config(train: dict[str, Any], run: str) -> RunConfig:
     width = hyper.get("width", 1.0) if model == "vgg" else 1.0
     if not isinstance(width, (int, float)) or width <= 0:
         raise ConfigError(f"params.yaml: train.vgg.width must be > 0, got {width!r}")
+    momentum = hyper.get("bn_momentum", 0.99) if model == "vgg" else 0.99
+    if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        raise ConfigError(f"params.yaml: train.vgg.bn_momentum must be in [0, 1), got {momentum!r}")
     return RunConfig(
         run=run, model=model, method=str(_get(spec, "method", where)),
         folds=_choice(_get(spec, "folds", where), f"{where}.folds", FOLD_SCHEMES),
@@ -117,4 +121,5 @@ def run_config(train: dict[str, Any], run: str) -> RunConfig:
         patience=_int(_get(hyper, "patience", f"train.{model}"), f"train.{model}.patience", 0),
         max_train_images=_int(_get(hyper, "max_train_images", f"train.{model}"), f"train.{model}.max_train_images", 0),
         width=float(width),
+        bn_momentum=float(momentum),
     )

@@ -55,7 +55,7 @@ def _input_shape(input_size: int, data_format: str) -> tuple[int, int, int]:
 
 
 def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str = "float32",
-        data_format: str = "channels_last") -> Any:
+        data_format: str = "channels_last", bn_momentum: float = 0.99) -> Any:
     """The VGG-like network of Jun et al. 2018 (arXiv:1804.06812).
 
     Three blocks of two 3x3 convolutions (64, 128, 256 filters times ``width``), each convolution
@@ -63,6 +63,8 @@ def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str
     ``width``, ELU, batch normalisation, dropout 0.5, and a softmax. Glorot-uniform initialisation.
     At ``width=1.0`` and 128x128 input: 135 M parameters, most of them in the first dense layer.
     ``data_format="channels_first"`` takes ``(1, size, size)`` input (benchmarks only).
+    ``bn_momentum`` is the batch normalisation layers' moving-average momentum (Keras' default 0.99
+    needs a few hundred steps before the inference statistics settle: short CPU runs want ~0.9).
     """
     import keras
     from keras import layers
@@ -76,12 +78,12 @@ def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str
             x = layers.Conv2D(_scaled(filters, width), 3, padding="same", kernel_initializer=init,
                               data_format=fmt, dtype=dtype, name=f"block{block}_conv{i}")(x)
             x = layers.ELU(dtype=dtype, name=f"block{block}_elu{i}")(x)
-            x = layers.BatchNormalization(axis=axis, dtype=dtype, name=f"block{block}_bn{i}")(x)
+            x = layers.BatchNormalization(axis=axis, momentum=bn_momentum, dtype=dtype, name=f"block{block}_bn{i}")(x)
         x = layers.MaxPooling2D(2, data_format=fmt, dtype=dtype, name=f"block{block}_pool")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
     x = layers.Dense(_scaled(2048, width), kernel_initializer=init, dtype=dtype, name="fc")(x)
     x = layers.ELU(dtype=dtype, name="fc_elu")(x)
-    x = layers.BatchNormalization(dtype=dtype, name="fc_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, dtype=dtype, name="fc_bn")(x)
     x = layers.Dropout(0.5, dtype=dtype, name="fc_dropout")(x)
     x = layers.Dense(n_classes, kernel_initializer=init, dtype=dtype, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
@@ -109,14 +111,17 @@ def small_cnn(n_classes: int, *, input_size: int = 64, dtype: str = "float32",
 
 
 def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.0, dtype: str = "float32",
-                data_format: str = "channels_last") -> Any:
+                data_format: str = "channels_last", bn_momentum: float = 0.99) -> Any:
     """Build (not compile) model ``name`` for ``n_classes`` classes under dtype policy ``dtype``."""
     if name == "vgg":
         if not width > 0:
             raise ConfigError(f"train.vgg.width must be > 0, got {width}")
         if input_size < 8:
             raise ConfigError(f"train.vgg.input_size must be >= 8 (three 2x2 poolings), got {input_size}")
-        return vgg(n_classes, input_size=input_size, width=width, dtype=dtype, data_format=data_format)
+        if not 0 <= bn_momentum < 1:
+            raise ConfigError(f"train.vgg.bn_momentum must be in [0, 1), got {bn_momentum}")
+        return vgg(n_classes, input_size=input_size, width=width, dtype=dtype, data_format=data_format,
+                   bn_momentum=bn_momentum)
     if name == "small_cnn":
         if input_size < 4:
             raise ConfigError(f"train.small_cnn.input_size must be >= 4, got {input_size}")

@@ -160,7 +160,8 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     val_ds = make_dataset(prep.images, sels["val"], shuffle=False, weights=weights, batch_size=eval_batch,
                           **common) if len(sels["val"]) else None
     test_ds = make_dataset(prep.images, sels["test"], shuffle=False, batch_size=eval_batch, **common)
-    model = build_model(cfg.model, len(prep.classes), input_size=cfg.input_size, width=cfg.width, dtype=precision)
+    model = build_model(cfg.model, len(prep.classes), input_size=cfg.input_size, width=cfg.width, dtype=precision,
+                        bn_momentum=cfg.bn_momentum)
     # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
     compile_model(model, learning_rate=cfg.learning_rate, dtype=precision, jit_compile=False)
     n_crops = int((prep.images.rows["crop"].to_numpy()[sels["train"].rows] > 0).sum() + (sels["train"].crop > 0).sum())
