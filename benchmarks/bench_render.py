@@ -1,6 +1,7 @@
 """Benchmark the beat renderers and the nine crops, single-threaded, in one run.
 
-Prints beats/s of the ``raster`` engine, of the ``matplotlib`` engine (the recipe, one reused
+Prints beats/s of the ``raster`` engine (its compiled kernel, and the NumPy reference that draws
+the same pixels), of the ``matplotlib`` engine (the recipe, one reused
 figure) and of the literal recipe (a new figure + savefig PNG + imread per beat), their ratios,
 for reference a per-beat ``cv2.polylines`` loop, the batched design (beats tiled on a canvas,
 one ``cv2.polylines`` call per 128 beats) and the floor (allocating and filling the output
@@ -221,6 +222,8 @@ def main(argv=None) -> int:
     for _ in range(args.repeats):
         images, c, w = timed(lambda: raster.render_beats(values, offsets))
         record("raster engine (default)", len(beats), c, w)
+        _, c, w = timed(lambda: raster.render_beats_numpy(values, offsets, size=128, box=(6.4, 6.4, 121.6, 121.6)))
+        record("raster NumPy reference (same pixels)", len(beats), c, w)
         mpl_images, c, w = timed(lambda: recipe.render_beats(mpl_values, mpl_offsets))
         record("matplotlib engine (recipe, reused figure)", args.mpl_beats, c, w)
         _, c, w = timed(lambda: polylines_loop(values[:offsets[n_loop]], offsets[:n_loop + 1]))
@@ -242,6 +245,8 @@ def main(argv=None) -> int:
     m_cpu, m_wall = rates["matplotlib engine (recipe, reused figure)"]
     l_cpu, l_wall = rates["literal recipe (new figure + PNG + imread)"]
     print(f"  ratio raster / matplotlib engine:      {r_cpu / m_cpu:8,.0f}x (CPU) {r_wall / m_wall:8,.0f}x (wall)")
+    n_cpu, n_wall = rates["raster NumPy reference (same pixels)"]
+    print(f"  ratio raster / its NumPy reference:    {r_cpu / n_cpu:8,.1f}x (CPU) {r_wall / n_wall:8,.1f}x (wall)")
     print(f"  ratio raster / literal recipe:         {r_cpu / l_cpu:8,.0f}x (CPU) {r_wall / l_wall:8,.0f}x (wall)")
     print(f"  ratio matplotlib engine / literal:     {m_cpu / l_cpu:8,.1f}x (CPU) {m_wall / l_wall:8,.1f}x (wall)")
     f_cpu, f_wall = rates["floor: allocate + fill output, no drawing"]

@@ -105,6 +105,9 @@ def chunk_profile(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, 
     """CPU split of one task (draw, crops, encode) in this process; return the chunk's images."""
     from pipelines.crops import nine_crops
 
+    w0 = time.perf_counter()
+    render.draw(values, offsets[:2], cfg)  # the first call loads (or compiles) the raster kernel
+    warm = time.perf_counter() - w0
     t0 = time.process_time()
     images = render.draw(values, offsets, cfg)
     t1 = time.process_time()
@@ -117,7 +120,8 @@ def chunk_profile(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, 
     total = t3 - t0
     print(f"\n## One task in-process ({len(images)} beats, {int(augment.sum())} with crops -> {n} images; CPU time)")
     print(f"draw {t1 - t0:.3f} s ({(t1 - t0) / total:.0%}), crops {t2 - t1:.3f} s ({(t2 - t1) / total:.0%}), "
-          f"PNG encode {t3 - t2:.3f} s ({(t3 - t2) / total:.0%}); {n / total:,.0f} images per CPU-second")
+          f"PNG encode {t3 - t2:.3f} s ({(t3 - t2) / total:.0%}); {n / total:,.0f} images per CPU-second "
+          f"(not counting the first call's kernel load: {warm:.2f} s wall, once per process)")
     return stack
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 
 from pipelines import raster
 from pipelines._errors import ConfigError, DataError
-from pipelines.raster import check_beats, column_extents, render_beats, render_beats_box
+from pipelines.raster import check_beats, column_extents, render_beats, render_beats_box, render_beats_numpy
 from tests._wfdb_records import synthetic_ecg
 
 
@@ -164,13 +166,30 @@ def test_agrees_with_supersampled_opencv_polyline():
     assert np.mean(diff <= 1.0) >= 0.90
 
 
+@pytest.mark.parametrize("size, box, width", [
+    (128, (6.4, 6.4, 121.6, 121.6), 1.5),
+    (128, (0, 0, 128, 128), 1.5),           # spans clipped at the image edges
+    (64, (3.5, 2.0, 60.2, 61.0), 3.0),
+    (32, (0, 0, 32, 32), 0.5),
+    (128, (10.3, 20.7, 100.1, 90.9), 2.2),
+])
+def test_compiled_kernel_is_byte_identical_to_numpy_reference(size, box, width):
+    rng = np.random.default_rng(5)
+    beats = (_ecg_beats(40) + _odd_beats(rng) + [rng.normal(size=k) for k in rng.integers(2, 400, 60)]
+             + [np.linspace(-1, 1, k) for k in (2, 5, 128, 1000)])
+    values, offsets = _pack(beats)
+    kernel = render_beats_box(values, offsets, size=size, box=box, line_width=width)
+    reference = render_beats_numpy(values, offsets, size=size, box=box, line_width=width)
+    assert np.array_equal(kernel, reference)
+
+
 def test_batches_are_independent_of_chunking(monkeypatch):
     rng = np.random.default_rng(3)
     beats = (_ecg_beats(12) + _odd_beats(rng)) * 3
     values, offsets = _pack(beats)
     whole = render_beats(values, offsets)
-    monkeypatch.setattr(raster, "_BEAT_CHUNK", 5)
-    chunked = render_beats(values, offsets)
+    monkeypatch.setattr(raster, "_BEAT_CHUNK", 5)  # the NumPy reference's batches
+    chunked = render_beats_numpy(values, offsets, size=128, box=(6.4, 6.4, 121.6, 121.6))
     one_by_one = np.stack([render_beats(values, offsets[i:i + 2])[0] for i in range(len(beats))])
     assert np.array_equal(whole, chunked) and np.array_equal(whole, one_by_one)
 
@@ -236,3 +255,19 @@ def test_column_extents_cover_every_sample():
     for i, b in enumerate(beats):
         assert vmin[i].min() == np.float32(np.min(b)) and vmax[i].max() == np.float32(np.max(b))
         assert (vmin[i] <= vmax[i]).all()
+
+
+@pytest.mark.skipif(not os.environ.get("MITDB_DIR"), reason="MITDB_DIR is not set")
+def test_compiled_kernel_matches_numpy_reference_on_real_beats():
+    import wfdb
+
+    beats = []
+    for name in ("208", "232"):  # many PVCs and fusions; long pauses (beats of several seconds)
+        path = str(Path(os.environ["MITDB_DIR"]) / name)
+        sig = wfdb.rdrecord(path, channel_names=["MLII"]).p_signal[:, 0]
+        r = wfdb.rdann(path, "atr").sample
+        beats += [sig[a + 20:b - 20] for a, b in zip(r[:-2], r[2:]) if b - a > 41]
+    values, offsets = _pack(beats)
+    box = (6.4, 6.4, 121.6, 121.6)
+    assert np.array_equal(render_beats_box(values, offsets, size=128, box=box),
+                          render_beats_numpy(values, offsets, size=128, box=box))

@@ -1,0 +1,126 @@
+"""The ``raster`` engine's compiled kernel: one beat at a time, numba-compiled.
+
+The same algorithm, in the same float32 arithmetic and order of operations, as the NumPy reference
+:func:`pipelines.raster.render_beats_numpy` (tested byte-identical), but each beat is drawn with no
+temporary arrays in three short passes:
+
+1. the polyline on the column edges and each column's min/max over its samples;
+2. per column, the span's two end rows and their anti-aliased grey levels (four small arrays);
+3. the image, row by row: every pixel is white, ink (strictly between its column's end rows) or
+   an end row's grey. This pass is branch-free over a row's columns, so LLVM vectorises it (16-bit
+   lanes); it measured twice as fast as writing each column's span into a white image.
+
+Compiled on first use (a few seconds) and cached next to this file (``cache=True``), so later
+processes, dask workers included, load the machine code from disk.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+#: Largest image side the kernel draws (its row indices are 16-bit).
+MAX_SIZE = 32767
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def render_into(values, offsets, out, left, top, right, bottom, line_width):  # pragma: no cover - compiled
+    """Draw beat ``i`` (``values[offsets[i]:offsets[i + 1]]``, float32) into ``out[i]`` (uint8).
+
+    ``left, top, right, bottom`` is the trace's box in pixels and ``line_width`` its width, as in
+    :func:`pipelines.raster.render_beats_box`; inputs are validated there.
+    """
+    n = offsets.size - 1
+    size = out.shape[1]
+    first_col = math.floor(left)
+    n_cols = math.ceil(right) - first_col
+    # Pass 1 buffers: per column edge, the polyline's value and the index of the first sample right
+    # of it; per column, the polyline's min and max.
+    edge = np.empty(n_cols + 1, np.float32)
+    first = np.empty(n_cols + 1, np.int64)
+    cmin = np.empty(n_cols, np.float32)
+    cmax = np.empty(n_cols, np.float32)
+    # Pass 2 buffers, over all image columns: the span's end rows and their grey levels; columns
+    # outside the box keep rows -2 (never matched) and stay white.
+    top_row = np.full(size, -2, np.int16)
+    bot_row = np.full(size, -2, np.int16)
+    top_grey = np.full(size, 255, np.uint8)
+    bot_grey = np.full(size, 255, np.uint8)
+    # Column edge x, relative to the first sample: clip(c, left, right) - left.
+    dx = np.empty(n_cols + 1, np.float64)
+    for k in range(n_cols + 1):
+        dx[k] = min(max(float(first_col + k), left), right) - left
+    half = np.float32(line_width / 2)
+    f_top = np.float32(top)
+    f_mid = np.float32((top + bottom) / 2)
+    f_height = np.float32(bottom - top)
+    f_size = np.float32(size)
+    clip = top - line_width / 2 < 0 or bottom + line_width / 2 > size
+    grey_scale = -np.float32(255)
+    grey_offset = np.float32(255.5)
+    for i in range(n):
+        # pass 1: column extents of the polyline (samples x = left + j * (right - left) / steps)
+        base = offsets[i]
+        steps = offsets[i + 1] - base - 1
+        per_px = steps / (right - left)
+        for k in range(n_cols + 1):
+            t = dx[k] * per_px
+            j = min(int(t), steps - 1)
+            frac = np.float32(t - j)
+            v0 = values[base + j]
+            edge[k] = (values[base + j + 1] - v0) * frac + v0
+            first[k] = base + int(math.ceil(t))
+        first[n_cols] = base + steps + 1
+        bmin = np.float32(np.inf)
+        bmax = np.float32(-np.inf)
+        for c in range(n_cols):
+            lo_v = min(edge[c], edge[c + 1])
+            hi_v = max(edge[c], edge[c + 1])
+            for s in range(first[c], first[c + 1]):
+                v = values[s]
+                lo_v = min(lo_v, v)
+                hi_v = max(hi_v, v)
+            cmin[c] = lo_v
+            cmax[c] = hi_v
+            bmin = min(bmin, lo_v)
+            bmax = max(bmax, hi_v)
+        # pass 2: amplitude -> rows (the beat's max at the top), each column's span and end greys
+        rng = bmax - bmin
+        if rng <= 0:
+            scale = np.float32(0)
+            y0 = f_mid
+        else:
+            scale = f_height / rng
+            y0 = f_top + bmax * scale
+        y_top = y0 - half
+        y_bot = y0 + half
+        for c in range(n_cols):
+            lo = y_top - cmax[c] * scale
+            hi = y_bot - cmin[c] * scale
+            if clip:
+                lo = min(max(lo, np.float32(0)), f_size)
+                hi = min(max(hi, np.float32(0)), f_size)
+            r_top = min(int(lo), size - 1)
+            r_bot = max(int(math.ceil(hi)) - 1, r_top)
+            col = first_col + c
+            top_row[col] = r_top
+            bot_row[col] = r_bot
+            top_grey[col] = np.uint8((min(np.float32(r_top) + np.float32(1), hi) - lo) * grey_scale + grey_offset)
+            bot_grey[col] = np.uint8((hi - max(np.float32(r_bot), lo)) * grey_scale + grey_offset)
+        # pass 3: the image row by row; the bottom end pixel wins where the span is one row tall
+        img = out[i]
+        for r in range(size):
+            row = img[r]
+            r16 = np.int16(r)
+            for col in range(size):
+                a = top_row[col]
+                b = bot_row[col]
+                v = np.uint8(255)
+                if r16 > a and r16 < b:
+                    v = np.uint8(0)
+                if r16 == a:
+                    v = top_grey[col]
+                if r16 == b:
+                    v = bot_grey[col]
+                row[col] = v
