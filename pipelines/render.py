@@ -544,8 +544,11 @@ def task_runner(cfg: RenderConfig, fn: Callable[..., EncodedChunk] | None = None
     if LOCAL_START_METHOD == "forkserver":
         multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        # Workers log at CRITICAL only: a task's exception reaches the driver through its future
+        # anyway, and at shutdown a worker's heartbeat racing the closing scheduler would print a
+        # harmless "Failed to communicate with scheduler" traceback.
         cluster = LocalCluster(n_workers=cfg.n_workers(), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
         with cluster, Client(cluster, set_as_default=False) as client:
             yield lambda tasks: _stream(client, tasks, fn)
 

@@ -133,9 +133,10 @@ def compile_model(model: Any, *, learning_rate: float, dtype: str = "float32", j
     """Compile with Adam, sparse categorical cross-entropy and accuracy; loss scaling under float16."""
     import keras
 
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    # fixed names: Keras numbers auto-named objects per process ("adam_1"), which would change the saved file
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, name="adam")
     if dtype == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name="loss_scale_optimizer")
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=jit_compile)
     return model
