@@ -156,6 +156,10 @@ def test_class_weights():
     np.testing.assert_allclose(class_weights(y, 3, "balanced"), [10 / 18, 10 / 9, 10 / 3], rtol=1e-6)
     np.testing.assert_array_equal(class_weights(y, 4, "balanced")[3], 0)
     np.testing.assert_array_equal(class_weights(y, 3, "none"), [1, 1, 1])
+    # capped at 2x the smallest weight (10 / 18): the rare class drops from 10 / 3 to 10 / 9
+    np.testing.assert_allclose(class_weights(y, 3, "balanced", max_ratio=2), [10 / 18, 10 / 9, 10 / 9], rtol=1e-6)
+    np.testing.assert_allclose(class_weights(y, 3, "balanced", max_ratio=100), class_weights(y, 3, "balanced"))
+    np.testing.assert_array_equal(class_weights(y, 4, "balanced", max_ratio=2)[3], 0)  # empty class stays 0
     with pytest.raises(ConfigError, match="class_weight"):
         class_weights(y, 3, "inverse")
 

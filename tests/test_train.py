@@ -159,6 +159,9 @@ def test_errors_before_training(workdir, tmp_path, capsys):
     write_params(tmp_path / "bad.yaml", train_params(class_weight="inverse"))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "bad.yaml"), "--images", images, "--out", str(out))
     assert "train.class_weight must be one of" in err
+    write_params(tmp_path / "cap.yaml", train_params(class_weight_max_ratio=0.5))
+    err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "cap.yaml"), "--images", images, "--out", str(out))
+    assert "train.class_weight_max_ratio must be 0 (no cap) or >= 1, got 0.5" in err
     write_params(tmp_path / "key.yaml", train_params(small_cnn={**train_params()["small_cnn"], "width": 0.5}))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "key.yaml"), "--images", images, "--out", str(out))
     assert "unknown key(s) ['width'] in train.small_cnn" in err

@@ -51,6 +51,7 @@ class RunConfig:
     max_train_images: int
     width: float = 1.0
     bn_momentum: float = 0.99
+    class_weight_max_ratio: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +104,9 @@ def run_config(train: dict[str, Any], run: str) -> RunConfig:
     momentum = hyper.get("bn_momentum", 0.99) if model == "vgg" else 0.99
     if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
         raise ConfigError(f"params.yaml: train.vgg.bn_momentum must be in [0, 1), got {momentum!r}")
+    max_ratio = train.get("class_weight_max_ratio", 0)
+    if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)) or not (max_ratio == 0 or max_ratio >= 1):
+        raise ConfigError(f"params.yaml: train.class_weight_max_ratio must be 0 (no cap) or >= 1, got {max_ratio!r}")
     return RunConfig(
         run=run, model=model, method=str(_get(spec, "method", where)),
         folds=_choice(_get(spec, "folds", where), f"{where}.folds", FOLD_SCHEMES),
@@ -122,4 +126,5 @@ def run_config(train: dict[str, Any], run: str) -> RunConfig:
         max_train_images=_int(_get(hyper, "max_train_images", f"train.{model}"), f"train.{model}.max_train_images", 0),
         width=float(width),
         bn_momentum=float(momentum),
+        class_weight_max_ratio=float(max_ratio),
     )

@@ -131,10 +131,16 @@ def _nine_crops():
     return nine_crops
 
 
-def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
+def class_weights(y: np.ndarray, n_classes: int, mode: str, max_ratio: float = 0.0) -> np.ndarray:
     """Weight per class: ``balanced`` = n / (n_classes * n_c) over the training rows; ``none`` = 1.
 
-    A class without training rows gets weight 0 (the fold guard makes that impossible in training).
+    ``max_ratio`` > 0 caps every weight at ``max_ratio`` times the smallest one: MIT-BIH's AAMI ``Q``
+    class has ~30 beats against ~90,000 ``N``, so its uncapped weight (~600x ``N``'s) lets a few
+    images dominate the loss. A class without training rows gets weight 0 (the fold guard makes
+    that impossible in training).
+
+    >>> [round(float(w), 2) for w in class_weights(np.array([0] * 98 + [1, 2]), 3, "balanced", max_ratio=10)]
+    [0.34, 3.4, 3.4]
     """
     if mode == "none":
         return np.ones(n_classes, np.float32)
@@ -143,6 +149,8 @@ def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
     counts = np.bincount(np.asarray(y, np.int64), minlength=n_classes).astype(np.float64)
     with np.errstate(divide="ignore"):
         w = np.where(counts > 0, counts.sum() / (n_classes * counts), 0.0)
+    if max_ratio > 0 and (w > 0).any():
+        w = np.minimum(w, max_ratio * w[w > 0].min())
     return w.astype(np.float32)
 
 

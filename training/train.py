@@ -152,7 +152,7 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     label = f"fold {index + 1}/{n_folds}"
     fold_seed = _seed(cfg.seed, 3, index)
     keras.utils.set_random_seed(fold_seed)          # resumed folds train exactly as in a full run
-    weights = class_weights(sels["train"].y, len(prep.classes), cfg.class_weight)
+    weights = class_weights(sels["train"].y, len(prep.classes), cfg.class_weight, cfg.class_weight_max_ratio)
     common = {"input_size": cfg.input_size, "seed": fold_seed, "shuffle_buffer": cfg.shuffle_buffer}
     eval_batch = max(cfg.batch_size, EVAL_BATCH)     # inference only: bigger batches are cheaper per image
     train_ds = make_dataset(prep.images, sels["train"], shuffle=True, weights=weights, batch_size=cfg.batch_size,
