@@ -42,7 +42,7 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         rate = self.count / elapsed
         parts = [f"{self.what}: {self.count}" + (f"/{self.total}" if self.total else "")]
-        parts.append(f"{rate:,.1f} {self.unit}/s")
+        parts.append(_rate(self.count, elapsed, self.unit))
         if self.total and rate > 0:
             parts.append(f"{max(self.total - self.count, 0) / rate:,.0f} s left")
         if note:
@@ -52,8 +52,20 @@ class Progress:
     def done(self, summary: str = "") -> str:
         """Print and return the one-line summary."""
         elapsed = time.perf_counter() - self.start
-        rate = self.count / max(elapsed, 1e-9)
         line = (f"{self.what}: {self.count}" + (f"/{self.total}" if self.total else "")
-                + f" done in {elapsed:,.1f} s ({rate:,.1f} {self.unit}/s)" + (f"; {summary}" if summary else ""))
+                + f" done in {elapsed:,.1f} s ({_rate(self.count, elapsed, self.unit)})"
+                + (f"; {summary}" if summary else ""))
         print(line, file=self.stream, flush=True)
         return line
+
+
+def _rate(count: int, elapsed: float, unit: str) -> str:
+    """``"1,234.5 beats/s"``; for slow work (under one a second), seconds per item: ``"250.3 s per fold"``.
+
+    >>> _rate(3, 2.0, "beats"), _rate(2, 500.0, "folds"), _rate(0, 5.0, "folds")
+    ('1.5 beats/s', '250.0 s per fold', '0.0 folds/s')
+    """
+    rate = count / max(elapsed, 1e-9)
+    if 0 < rate < 1:
+        return f"{elapsed / count:,.1f} s per {unit[:-1] if unit.endswith('s') else unit}"
+    return f"{rate:,.1f} {unit}/s"
