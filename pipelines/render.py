@@ -25,7 +25,7 @@ bounded by the shard writer and the tasks in flight, not by the dataset. Schedul
   null): the address of a running ``dask.distributed`` scheduler; its workers must be able to import
   this repository's ``pipelines`` package.
 * otherwise a local ``dask.distributed.LocalCluster`` of ``render.workers`` processes (one thread
-  each; 0 = ``os.cpu_count()``; started by a fork server, see :data:`LOCAL_START_METHOD`), or,
+  each; 0 = the CPUs this process may use; started by a fork server, see :data:`LOCAL_START_METHOD`), or,
   with one worker, the same tasks run in this process.
 
 A worker lost mid-run (killed, out of memory) is survived: the scheduler reruns its tasks
@@ -64,6 +64,7 @@ from .card import write_card
 from ._errors import ConfigError, DataError
 from ._io import atomic_dir, sha256_file, write_json
 from ._progress import Progress
+from ._system import usable_cpus
 from .crops import INTERPOLATIONS as crop_interpolations
 from .crops import nine_crops
 from .params import load_params, params_hash
@@ -221,8 +222,8 @@ class RenderConfig:
         return self.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
 
     def n_workers(self) -> int:
-        """Local worker processes: ``workers``, or ``os.cpu_count()`` when 0."""
-        return self.workers or (os.cpu_count() or 1)
+        """Local worker processes: ``workers``, or the usable CPUs when 0 (:func:`usable_cpus`)."""
+        return self.workers or usable_cpus()
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ import pyarrow.parquet as pq
 from ._errors import ChecksumError, ConfigError, DataError
 from ._io import atomic_path, write_json
 from ._progress import Progress
+from ._system import usable_cpus
 from .labels import BEAT_SYMBOLS, map_symbols
 from .params import load_params
 from .windows import DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples
@@ -401,7 +402,7 @@ def segment_records(source: str | os.PathLike, names: Sequence[str], config: Seg
     database : str
         Name used in error messages.
     workers : int, optional
-        Worker processes (default ``os.cpu_count()``); 1 runs in this process.
+        Worker processes (default: the CPUs this process may use); 1 runs in this process.
     progress : Progress, optional
         Updated once per finished record.
 
@@ -411,7 +412,7 @@ def segment_records(source: str | os.PathLike, names: Sequence[str], config: Seg
         The first failing record (in ``names`` order among those that failed), named.
     """
     names = [str(n) for n in names]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
+    workers = max(1, min(workers or usable_cpus(), len(names) or 1))
     # import the record reader (wfdb) and the detector (scipy) once, before the workers fork
     from . import _records  # noqa: F401
     if config.method == "christov":

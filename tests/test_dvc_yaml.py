@@ -16,7 +16,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipelines", "training", "evaluation")
-INFRASTRUCTURE = {"pipelines/_errors.py", "pipelines/_io.py", "pipelines/_progress.py", "pipelines/__init__.py",
+INFRASTRUCTURE = {"pipelines/_errors.py", "pipelines/_io.py", "pipelines/_progress.py", "pipelines/_system.py",
+                  "pipelines/__init__.py",
                   "training/__init__.py", "evaluation/__init__.py"}
 
 

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines._errors import ConfigError, DataError
+from pipelines._system import usable_cpus
 
 from .folds import Fold
 from .meta import ImageSet
@@ -228,12 +229,11 @@ class _Reader:
 
     def decoded(self, batch_size: int, input_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Generator for the ``cv2`` decoder: batches of (uint8 images, y, weight), decoded in threads."""
-        import os
         from concurrent.futures import ThreadPoolExecutor
 
         size = self.images.image_size
         carry = (np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, bool))
-        with ThreadPoolExecutor(max(os.cpu_count() or 1, 1)) as pool, ThreadPoolExecutor(1) as ahead:
+        with ThreadPoolExecutor(usable_cpus()) as pool, ThreadPoolExecutor(1) as ahead:
             def flush(entries, data, raw, final):
                 n_full = entries.size if final else entries.size - entries.size % batch_size
                 cuts = list(range(0, n_full, batch_size))

@@ -26,6 +26,12 @@ def configure(seed: int, *, intra_op_threads: int = 0, inter_op_threads: int = 0
     import keras
     import tensorflow as tf
 
+    from pipelines._system import usable_cpus
+
+    if not intra_op_threads and usable_cpus() < (os.cpu_count() or 1):
+        # a container or affinity mask smaller than the host: TensorFlow would size its pools by
+        # the host's CPUs and oversubscribe the ones it may use
+        intra_op_threads = usable_cpus()
     try:
         if intra_op_threads:
             tf.config.threading.set_intra_op_parallelism_threads(int(intra_op_threads))
