@@ -17,9 +17,24 @@ from tests._shards import train_params, write_params, write_shards
 
 pytest.importorskip("tensorflow")
 
-from training.train import main, train_run  # noqa: E402
+from training.train import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_cli(cwd: Path, run: str, params: Path | str, images: Path | str, out: Path, cache: Path) -> tuple[dict, str]:
+    """``python -m training.train`` in a fresh process, as DVC runs it; return run.json and the log.
+
+    Training runs in a subprocess, not in the pytest process: that process has already built
+    TensorFlow models and datasets, run dask clusters and set TensorFlow's thread pools for other
+    tests, none of which a real stage run shares.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-m", "training.train", "--run", run, "--params", str(params),
+                           "--images", str(images), "--out", str(out), "--cache", str(cache)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((Path(cwd) / out / "run.json").read_text()), proc.stderr
 # two DS1 and two DS2 records, every AAMI class in each
 RECORDS = {r: {"N": 14, "A": 3, "V": 4, "F": 2, "Q": 2} for r in (DS1[0], DS1[1], DS2[0], DS2[1])}
 N_BEATS = len(RECORDS) * 25
@@ -84,32 +99,26 @@ def test_cli_writes_every_output(workdir):
 
 
 @pytest.mark.slow
-def test_rerun_in_another_process_is_bit_identical_and_resumes(workdir, tmp_path, capsys):
+def test_rerun_in_another_process_is_bit_identical_and_resumes(workdir, tmp_path):
     d, _ = workdir
     out = tmp_path / "tiny"
-    cwd = os.getcwd()
-    os.chdir(d)
-    try:
-        train_run("tiny", "params.yaml", "images", out, cache_root=tmp_path / "cache")
-        for name in ("fold-00/model.keras", "fold-00/predictions.parquet", "fold-01/model.keras",
-                     "fold-01/predictions.parquet"):
-            assert (out / name).read_bytes() == (d / "models" / "tiny" / name).read_bytes(), name
-        # a crash after fold 0: its work dir survives, fold 1 is redone
-        work = next((tmp_path / "cache" / "tiny").iterdir())
-        shutil.rmtree(work / "fold-01")
-        capsys.readouterr()
-        doc = train_run("tiny", "params.yaml", "images", out, cache_root=tmp_path / "cache")
-        assert doc["resumed_folds"] == [0]
-        assert "fold 1 reused" in capsys.readouterr().err
-        assert (out / "fold-01/predictions.parquet").read_bytes() == \
-            (d / "models" / "tiny" / "fold-01/predictions.parquet").read_bytes()
-    finally:
-        os.chdir(cwd)
+    train_cli(d, "tiny", "params.yaml", "images", out, tmp_path / "cache")
+    for name in ("fold-00/model.keras", "fold-00/predictions.parquet", "fold-01/model.keras",
+                 "fold-01/predictions.parquet"):
+        assert (out / name).read_bytes() == (d / "models" / "tiny" / name).read_bytes(), name
+    # a crash after fold 0: its work dir survives, fold 1 is redone
+    work = next((tmp_path / "cache" / "tiny").iterdir())
+    shutil.rmtree(work / "fold-01")
+    doc, log = train_cli(d, "tiny", "params.yaml", "images", out, tmp_path / "cache")
+    assert doc["resumed_folds"] == [0]
+    assert "fold 1 reused" in log
+    assert (out / "fold-01/predictions.parquet").read_bytes() == \
+        (d / "models" / "tiny" / "fold-01/predictions.parquet").read_bytes()
 
 
 def test_ds1ds2_trains_on_ds1_and_tests_on_ds2(workdir, tmp_path):
     d, _ = workdir
-    doc = train_run("tiny-ds", d / "params.yaml", d / "images", tmp_path / "ds", cache_root=tmp_path / "cache")
+    doc, _ = train_cli(d, "tiny-ds", d / "params.yaml", d / "images", tmp_path / "ds", tmp_path / "cache")
     assert doc["k"] == 1 and doc["folds"] == "ds1ds2"
     p = pd.read_parquet(tmp_path / "ds" / "fold-00" / "predictions.parquet")
     assert set(p["record"]) == {DS2[0], DS2[1]} and len(p) == 50
@@ -122,7 +131,7 @@ def test_vgg_with_crops_and_image_cap(workdir, tmp_path):
     params = train_params(runs={"v": {"model": "vgg", "method": "annotations", "folds": "beat", "labels": "binary"}},
                           crops="all", folds={"k": 2, "validation_fraction": 0.0})     # no validation: all epochs
     write_params(tmp_path / "params.yaml", params)
-    doc = train_run("v", tmp_path / "params.yaml", d / "images", tmp_path / "v", cache_root=tmp_path / "cache")
+    doc, _ = train_cli(d, "v", tmp_path / "params.yaml", d / "images", tmp_path / "v", tmp_path / "cache")
     assert doc["classes"] == ["normal", "abnormal"] and doc["model"] == "vgg"
     for s in doc["fold_summaries"]:
         assert s["train_images"] == 60 and s["train_crops"] > 0       # water-filled cap, crops on the train side
