@@ -21,7 +21,8 @@ not on the batch it comes in.
 Two implementations of that algorithm give the same bytes (tested): :func:`render_beats_numpy`,
 vectorised over batches of beats with NumPy (gathers, min/max and scatters, 128 beats at a time), is
 the readable reference; the engine itself runs a numba-compiled kernel
-(:mod:`pipelines._raster_kernel`) that draws each beat in one pass, several times faster.
+(:mod:`pipelines._raster_kernel`) that draws one beat at a time with no temporaries, about three
+times faster (``benchmarks/bench_render.py`` prints both).
 
 Speed (``benchmarks/bench_render.py``, one thread): see ``docs/benchmarks/render.md``.
 
@@ -190,7 +191,7 @@ def render_beats_numpy(values: np.ndarray, offsets: np.ndarray, *, size: int,
     """The NumPy reference of :func:`render_beats_box`: the same pixels, vectorised over beats.
 
     Kept as the readable statement of the algorithm (and the oracle the compiled kernel is tested
-    against, byte for byte); about five times slower than the kernel. Arguments as in
+    against, byte for byte); about three times slower than the kernel. Arguments as in
     :func:`render_beats_box`, already validated.
     """
     values, offsets = check_beats(values, offsets)
