@@ -79,6 +79,28 @@ def _choice(value: Any, where: str, choices) -> str:
     return str(value)
 
 
+def _fold_k(folds: dict[str, Any], scheme: str) -> int:
+    """K of ``scheme``: ``train.folds.k`` as one integer for every scheme, or per scheme as
+    ``{beat: 10, record: 5}``; ``ds1ds2`` is always one fold (train DS1, test DS2).
+
+    >>> _fold_k({"k": {"beat": 10, "record": 5}}, "beat"), _fold_k({"k": 3}, "record"), _fold_k({"k": 3}, "ds1ds2")
+    (10, 3, 1)
+    """
+    value = _get(folds, "k", "train.folds")
+    if isinstance(value, dict):
+        unknown = set(value) - {"beat", "record"}
+        if unknown:
+            raise ConfigError(f"params.yaml: unknown key(s) {sorted(unknown)} in train.folds.k (beat, record)")
+        ks = {s: _int(v, f"train.folds.k.{s}", 2) for s, v in value.items()}
+        if scheme == "ds1ds2":
+            return 1
+        if scheme not in ks:
+            raise ConfigError(f"params.yaml: train.folds.k.{scheme} is missing")
+        return ks[scheme]
+    k = _int(value, "train.folds.k", 2)
+    return 1 if scheme == "ds1ds2" else k
+
+
 def run_config(train: dict[str, Any], run: str) -> RunConfig:
     """Resolve run ``run`` of the ``train`` params section; raise :class:`ConfigError` naming bad keys."""
     runs = _get(train, "runs", "train")
@@ -107,11 +129,12 @@ def run_config(train: dict[str, Any], run: str) -> RunConfig:
     max_ratio = train.get("class_weight_max_ratio", 0)
     if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)) or not (max_ratio == 0 or max_ratio >= 1):
         raise ConfigError(f"params.yaml: train.class_weight_max_ratio must be 0 (no cap) or >= 1, got {max_ratio!r}")
+    scheme = _choice(_get(spec, "folds", where), f"{where}.folds", FOLD_SCHEMES)
     return RunConfig(
         run=run, model=model, method=str(_get(spec, "method", where)),
-        folds=_choice(_get(spec, "folds", where), f"{where}.folds", FOLD_SCHEMES),
+        folds=scheme,
         labels=_choice(_get(spec, "labels", where), f"{where}.labels", SCHEMES),
-        k=_int(_get(folds, "k", "train.folds"), "train.folds.k", 2),
+        k=_fold_k(folds, scheme),
         seed=_int(_get(train, "seed", "train"), "train.seed", 0),
         validation_fraction=float(fraction),
         crops=_choice(_get(train, "crops", "train"), "train.crops", ("originals", "all")),
