@@ -1,9 +1,9 @@
 """Benchmark the Christov R-peak detector against biosppy's on MIT-BIH, in the same run.
 
 For every record (MLII where present, else channel 0, read and verified by
-``pipelines._records.read_record``), the reference is every beat annotation (symbols in
-``pipelines.labels.BEAT_SYMBOLS``) and a detection matches within 150 ms, one-to-one
-(``pipelines.matching``). Prints:
+``pipelines.records.reader.read_record``), the reference is every beat annotation (symbols in
+``pipelines.signal.labels.BEAT_SYMBOLS``) and a detection matches within 150 ms, one-to-one
+(``pipelines.signal.matching``). Prints:
 
 * per record: reference beats, our TP/FP/FN/Se/+P (and how many of our false positives lie in
   ventricular flutter/fibrillation episodes, annotations ``[`` to ``]``), biosppy's
@@ -49,11 +49,11 @@ from scipy.signal import resample_poly  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines._progress import Progress  # noqa: E402
-from pipelines._records import read_record, resolve_source  # noqa: E402
-from pipelines.christov import DEFAULT_PARAMS, ChristovParams, detect_r_peaks  # noqa: E402
-from pipelines.labels import BEAT_SYMBOLS  # noqa: E402
-from pipelines.matching import detection_scores, match_beats  # noqa: E402
+from pipelines.core.progress import Progress  # noqa: E402
+from pipelines.records.reader import read_record, resolve_source  # noqa: E402
+from pipelines.signal.christov import DEFAULT_PARAMS, ChristovParams, detect_r_peaks  # noqa: E402
+from pipelines.signal.labels import BEAT_SYMBOLS  # noqa: E402
+from pipelines.signal.matching import detection_scores, match_beats  # noqa: E402
 
 MITDB_RECORDS = (
     "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "111", "112", "113", "114", "115",
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.done(f"ours {ours.line()}")
 
     print()
-    print(f"ours (pipelines.christov):      {ours.line()};  {ours.timing()}")
+    print(f"ours (pipelines.signal.christov):      {ours.line()};  {ours.timing()}")
     print(f"  {ours.fp_in_vf} of our FP lie inside ventricular flutter/fibrillation episodes")
     if theirs.seconds:
         print(f"biosppy christov (fs + 1e-6):   {theirs.line()};  {theirs.timing(2)}")

@@ -30,9 +30,9 @@ import wfdb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines._records import read_record  # noqa: E402
+from pipelines.records.reader import read_record  # noqa: E402
 from pipelines.ingest import group_by_record, ingest, read_checksum_file  # noqa: E402
-from pipelines.params import load_params  # noqa: E402
+from pipelines.core.params import load_params  # noqa: E402
 
 
 def _timed(fn, repeat: int) -> list[float]:

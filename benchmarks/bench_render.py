@@ -41,9 +41,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines import crops as crops_mod  # noqa: E402
-from pipelines import raster, recipe  # noqa: E402
-from pipelines.labels import BEAT_SYMBOLS  # noqa: E402
+from pipelines.imaging import crops as crops_mod  # noqa: E402
+from pipelines.imaging import raster
+from pipelines.imaging import recipe  # noqa: E402
+from pipelines.signal.labels import BEAT_SYMBOLS  # noqa: E402
 
 #: The ``raster`` engine's trace box at its default 5 % margin, for the calls that take a box.
 DEFAULT_BOX = (0.05 * 128, 0.05 * 128, 0.95 * 128, 0.95 * 128)

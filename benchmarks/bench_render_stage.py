@@ -4,9 +4,9 @@ What it prints (every figure measured in this run, on this machine):
 
 1. PNG encoder sweep on real beat images (originals and crops, as the stage writes them): zlib
    levels 1..9, with the encoder's default (adaptive) row filter and with ``IMWRITE_PNG_FILTER_NONE``
-   (what :func:`pipelines.shards.encode_png` uses): images per CPU-second on one core and mean
+   (what :func:`pipelines.formats.shards.encode_png` uses): images per CPU-second on one core and mean
    bytes per image.
-2. The baseline: :func:`pipelines.shards.encode_png` alone (``cv2.imencode``, the stage's settings),
+2. The baseline: :func:`pipelines.formats.shards.encode_png` alone (``cv2.imencode``, the stage's settings),
    images per CPU-second on one core; and the stage's per-image CPU split (draw, crops, encode) on
    one chunk, in-process.
 3. The whole stage as ``dvc repro`` runs it (``python -m pipelines.render``, a subprocess, all cores):
@@ -48,7 +48,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines import render, shards  # noqa: E402
+from pipelines import render
+
+from pipelines.formats import shards  # noqa: E402
 from pipelines.render import RenderConfig  # noqa: E402
 
 
@@ -103,7 +105,7 @@ def png_sweep(images: np.ndarray) -> None:
 
 def chunk_profile(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, cfg: RenderConfig) -> np.ndarray:
     """CPU split of one task (draw, crops, encode) in this process; return the chunk's images."""
-    from pipelines.crops import nine_crops
+    from pipelines.imaging.crops import nine_crops
 
     w0 = time.perf_counter()
     render.draw(values, offsets[:2], cfg)  # the first call loads (or compiles) the raster kernel

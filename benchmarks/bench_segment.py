@@ -44,8 +44,8 @@ import wfdb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines._records import load_manifest, resolve_source  # noqa: E402
-from pipelines.labels import BEAT_SYMBOLS  # noqa: E402
+from pipelines.records.reader import load_manifest, resolve_source  # noqa: E402
+from pipelines.signal.labels import BEAT_SYMBOLS  # noqa: E402
 
 #: Reference beat annotations of MIT-BIH (all 48 records), per symbol.
 REFERENCE = {"N": 75052, "L": 8075, "R": 7259, "V": 7130, "/": 7028, "A": 2546, "f": 982, "F": 803, "j": 229,
@@ -56,7 +56,7 @@ TARGET_S = 30.0
 
 def _ingest(tmp: Path) -> Path:
     from pipelines.ingest import ingest
-    from pipelines.params import load_params
+    from pipelines.core.params import load_params
 
     params = load_params(REPO / "params.yaml", "ingest")
     out = tmp / "raw"

@@ -41,7 +41,7 @@ def synthetic_shards(root: Path, n_beats: int, size: int = 128, row_group_rows: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines._io import sha256_file
+    from pipelines.core.files import sha256_file
     from tests._shards import SCHEMA
 
     rng = np.random.default_rng(0)
@@ -58,7 +58,7 @@ def synthetic_shards(root: Path, n_beats: int, size: int = 128, row_group_rows: 
         img = np.full((size, size), 255, np.uint8)
         cv2.polylines(img, [np.round(pts * 16).astype(np.int32)], False, 0, 1, cv2.LINE_AA, shift=4)
         pngs.append(cv2.imencode(".png", img)[1].tobytes())
-    from pipelines.labels import map_symbols
+    from pipelines.signal.labels import map_symbols
     cols = {"beat_id": [f"{r}-{i}" for i, r in enumerate(records)], "record": list(records),
             "r_sample": list(range(n_beats)), "symbol": list(symbols), "aami": list(map_symbols(symbols, "aami")),
             "jun8": list(map_symbols(symbols, "jun8")), "crop": [0] * n_beats,

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipelines._errors import DataError
+from pipelines import DataError
 
 from .metrics import safe_divide
 

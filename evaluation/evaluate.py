@@ -25,10 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from pipelines._errors import ConfigError, DataError
-from pipelines._io import atomic_dir
-from pipelines._progress import Progress
-from pipelines.params import load_params
+from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params
 
 from .benchmark import RunReport, render_benchmark
 from .detector import read_detector

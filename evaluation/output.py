@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines._io import atomic_path
+from pipelines import atomic_path
 
 #: Decimal places kept for every float written.
 DIGITS = 6

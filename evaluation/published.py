@@ -22,8 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines._errors import ConfigError
-from pipelines.labels import SCHEMES
+from pipelines import SCHEMES, ConfigError
 
 #: Overall figures an entry may give.
 OVERALL_FIGURES: tuple[str, ...] = ("accuracy", "sensitivity", "specificity", "ppv", "f1", "auc")

@@ -9,7 +9,7 @@ Layout (see ``docs/architecture.md``)::
 
 Everything that does not hold together (a missing column, a label outside ``classes``, a fold
 number that differs from its folder, a beat tested twice, NaN scores, a test-beat count that
-differs from ``run.json``) raises :class:`~pipelines._errors.DataError` naming the file.
+differs from ``run.json``) raises :class:`~pipelines.core.errors.DataError` naming the file.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines._errors import DataError
+from pipelines import DataError
 
 from .metrics import encode_labels
 

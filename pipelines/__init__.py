@@ -1,0 +1,98 @@
+"""ECG beat-image dataset builder: the data stages and their public library.
+
+Stages (``python -m pipelines.<stage>``, see ``dvc.yaml``): ``ingest`` -> ``segment`` -> ``render``
+-> ``gallery``. Library subpackages, one concern each:
+
+========================= ===================================================================
+``pipelines.core``        errors, atomic file writes, progress lines, CPU count, params, stage runner
+``pipelines.records``     WFDB records: reading, verification, checksums, sources (local or PhysioNet)
+``pipelines.signal``      R-peak detection (Christov), beat matching, windows, labels, rhythm features
+``pipelines.imaging``     beat images: raster engine and kernel, the matplotlib recipe, nine crops
+``pipelines.formats``     on-disk formats: beats table, image shards (+ manifest, dataset card)
+========================= ===================================================================
+
+The public API is re-exported here (as ``wfdb`` does), loaded lazily so that importing one name
+does not import TensorFlow-free but heavy modules (numba, matplotlib, dask) it does not need.
+``training`` and ``evaluation`` import only these names.
+
+Examples
+--------
+>>> import pipelines
+>>> pipelines.class_names("aami")
+('N', 'S', 'V', 'F', 'Q')
+>>> from pipelines import DataError
+>>> str(DataError("100.hea", "bad gain"))
+'100.hea: bad gain'
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> the module that owns it. Static, so that tools (and ``tests/test_dvc_yaml.py``)
+#: can resolve ``from pipelines import X`` to the file that defines ``X``.
+PUBLIC_API: dict[str, str] = {
+    # core
+    "DataError": "pipelines.core.errors",
+    "ChecksumError": "pipelines.core.errors",
+    "ConfigError": "pipelines.core.errors",
+    "sha256_file": "pipelines.core.files",
+    "atomic_dir": "pipelines.core.files",
+    "atomic_path": "pipelines.core.files",
+    "write_json": "pipelines.core.files",
+    "Progress": "pipelines.core.progress",
+    "usable_cpus": "pipelines.core.system",
+    "load_params": "pipelines.core.params",
+    "params_hash": "pipelines.core.params",
+    # records
+    "read_record": "pipelines.records.reader",
+    "load_record": "pipelines.records.reader",
+    "EcgRecord": "pipelines.records.reader",
+    # signal
+    "detect_r_peaks": "pipelines.signal.christov",
+    "refine_peaks": "pipelines.signal.christov",
+    "ChristovParams": "pipelines.signal.christov",
+    "match_beats": "pipelines.signal.matching",
+    "detection_scores": "pipelines.signal.matching",
+    "compute_windows": "pipelines.signal.windows",
+    "extract_windows": "pipelines.signal.windows",
+    "WindowSpec": "pipelines.signal.windows",
+    "BEAT_SYMBOLS": "pipelines.signal.labels",
+    "AAMI_CLASSES": "pipelines.signal.labels",
+    "JUN8_CLASSES": "pipelines.signal.labels",
+    "JUN8_MAP": "pipelines.signal.labels",
+    "SCHEMES": "pipelines.signal.labels",
+    "DS1": "pipelines.signal.labels",
+    "DS2": "pipelines.signal.labels",
+    "PACED_RECORDS": "pipelines.signal.labels",
+    "class_names": "pipelines.signal.labels",
+    "class_indices": "pipelines.signal.labels",
+    "map_symbols": "pipelines.signal.labels",
+    # imaging
+    "render_beats": "pipelines.imaging.raster",
+    "nine_crops": "pipelines.imaging.crops",
+    "crop_windows": "pipelines.imaging.crops",
+    # formats
+    "read_manifest": "pipelines.formats.shards",
+    "verify_shards": "pipelines.formats.shards",
+    "iter_batches": "pipelines.formats.shards",
+    "encode_png": "pipelines.formats.shards",
+    "decode_png": "pipelines.formats.shards",
+    "decode_images": "pipelines.formats.shards",
+}
+
+__all__ = sorted(PUBLIC_API)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = PUBLIC_API[name]
+    except KeyError:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(PUBLIC_API))

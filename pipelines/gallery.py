@@ -31,10 +31,10 @@ from matplotlib import style as mpl_style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ._errors import DataError
-from .params import load_params
-from ._io import atomic_path
-from .labels import class_names
+from .core.errors import DataError
+from .core.params import load_params
+from .core.files import atomic_path
+from .signal.labels import class_names
 
 #: Label columns read to choose the examples (no image bytes).
 INDEX_COLUMNS = ("beat_id", "record", "r_sample", "aami", "jun8", "crop")

@@ -6,13 +6,13 @@ Usage (the ``ingest`` stage of ``dvc.yaml``)::
 
 Source
     The local directory named by ``$MITDB_DIR`` when set (``$<DATABASE>_DIR`` in general, see
-    :func:`pipelines._records.source_env_var`); the files stay there and are not copied.
+    :func:`pipelines.records.reader.source_env_var`); the files stay there and are not copied.
     Otherwise the database is downloaded from PhysioNet with ``wfdb.dl_database`` into
     ``<out>/files/``. The download lands in a temporary directory beside ``<out>`` and is only
     renamed into place after every record has been verified.
 
 Verification
-    Every record goes through :func:`pipelines._records.load_record`: header parse, file
+    Every record goes through :func:`pipelines.records.reader.load_record`: header parse, file
     presence, SHA-256, exact signal-file sizes, per-signal checksums and initial values, invalid
     (NaN) samples in the default lead (MLII, else the first channel), units, and the annotation
     file (readable, non-empty, known symbols, inside the signal).
@@ -33,7 +33,7 @@ Params (section ``ingest`` of ``params.yaml``)
     ``checksums``
         Path (relative to the params file) of a ``sha256sum``-format file pinning the SHA-256 of
         every file (``pipelines/checksums/mitdb.sha256``). A mismatch stops the stage with a
-        :class:`~pipelines._errors.ChecksumError` naming the file. ``null`` means "no pinned
+        :class:`~pipelines.core.errors.ChecksumError` naming the file. ``null`` means "no pinned
         hashes": the records are still fully verified against their headers and the hashes
         computed are recorded in the manifest (``"checksums": "computed"``), so a later run can
         be pinned with ``sha256sum *.hea *.dat *.atr | LC_ALL=C sort -k2``.
@@ -50,7 +50,7 @@ Output
                              "files": {"100.atr": "<sha256>", "100.dat": ..., "100.hea": ...}}, ...}}
 
     plus ``<out>/files/`` for a download. ``<out>`` is written with
-    :func:`~pipelines._io.atomic_dir`: a failed ingest leaves no new output behind.
+    :func:`~pipelines.core.files.atomic_dir`: a failed ingest leaves no new output behind.
 """
 from __future__ import annotations
 
@@ -63,11 +63,11 @@ from typing import Any, Mapping, Sequence, TextIO
 
 import wfdb
 
-from ._errors import ConfigError, DataError
-from ._io import atomic_dir, write_json
-from ._progress import Progress
-from ._records import DOWNLOAD_SUBDIR, MANIFEST_NAME, RecordInfo, load_record, source_env_var
-from .params import load_params
+from .core.errors import ConfigError, DataError
+from .core.files import atomic_dir, write_json
+from .core.progress import Progress
+from .records.reader import DOWNLOAD_SUBDIR, MANIFEST_NAME, RecordInfo, load_record, source_env_var
+from .core.params import load_params
 
 _PIN_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](\S(?:.*\S)?)$")
 

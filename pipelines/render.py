@@ -1,15 +1,15 @@
 """Render stage: a beats table -> the dataset's public image shards (``datasets/images/<method>/``).
 
 Each beat window of ``datasets/beats/<method>.parquet`` is drawn as a ``size`` x ``size`` 8-bit
-grayscale image (``render.engine``: :func:`pipelines.raster.render_beats`, or the published recipe's
-matplotlib drawing :func:`pipelines.recipe.render_beats`). Beats whose symbol is not in
+grayscale image (``render.engine``: :func:`pipelines.imaging.raster.render_beats`, or the published recipe's
+matplotlib drawing :func:`pipelines.imaging.recipe.render_beats`). Beats whose symbol is not in
 ``render.crops.skip_symbols`` (and is not null) also get the nine crops of
-:func:`pipelines.crops.nine_crops` as rows ``crop`` 1..9 when ``render.crops.materialise`` is true.
-Every image is PNG-encoded (:func:`pipelines.shards.encode_png`) and written to Parquet shards
-(:class:`pipelines.shards.ShardWriter`) whose format is public: see ``docs/dataset.md``.
+:func:`pipelines.imaging.crops.nine_crops` as rows ``crop`` 1..9 when ``render.crops.materialise`` is true.
+Every image is PNG-encoded (:func:`pipelines.formats.shards.encode_png`) and written to Parquet shards
+(:class:`pipelines.formats.shards.ShardWriter`) whose format is public: see ``docs/dataset.md``.
 
 Beside the shards: ``manifest.json`` (params, input provenance, counts, exclusions, shard SHA-256s,
-schema), ``README.md`` (dataset card) and ``croissant.json`` (:mod:`pipelines.card`).
+schema), ``README.md`` (dataset card) and ``croissant.json`` (:mod:`pipelines.formats.card`).
 
 Usage (the ``render`` stage of ``dvc.yaml``)::
 
@@ -36,7 +36,7 @@ Beats that cannot be drawn are excluded and counted in the manifest per reason: 
 samples (``too_short``) or a NaN or infinite sample (``non_finite``).
 
 Everything is written into a temporary directory beside ``--out`` and swapped in at the end
-(:func:`pipelines._io.atomic_dir`): an error or a kill mid-run leaves the previous output (or none).
+(:func:`pipelines.core.files.atomic_dir`): an error or a kill mid-run leaves the previous output (or none).
 """
 from __future__ import annotations
 
@@ -59,20 +59,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import shards
-from .card import write_card
-from ._errors import ConfigError, DataError
-from ._io import atomic_dir, sha256_file, write_json
-from ._progress import Progress
-from ._system import usable_cpus
-from .crops import INTERPOLATIONS as crop_interpolations
-from .crops import nine_crops
-from .params import load_params, params_hash
+from .formats import shards
+from .formats.card import write_card
+from .core.errors import ConfigError, DataError
+from .core.files import atomic_dir, sha256_file, write_json
+from .core.progress import Progress
+from .core.system import usable_cpus
+from .imaging.crops import INTERPOLATIONS as crop_interpolations
+from .imaging.crops import nine_crops
+from .core.params import load_params, params_hash
 
 #: Drawing engines (``render.engine``).
 ENGINES: tuple[str, ...] = ("raster", "matplotlib")
 
-#: Crop resize interpolations (``render.crops.interpolation``), as :mod:`pipelines.crops` knows them.
+#: Crop resize interpolations (``render.crops.interpolation``), as :mod:`pipelines.imaging.crops` knows them.
 INTERPOLATIONS: tuple[str, ...] = tuple(crop_interpolations)
 
 #: Parquet codecs accepted for ``render.compression``.
@@ -114,7 +114,7 @@ class RenderConfig:
     >>> RenderConfig.from_params({"engine": "svg"})
     Traceback (most recent call last):
     ...
-    pipelines._errors.ConfigError: render.engine: unknown engine 'svg'; expected one of ['matplotlib', 'raster']
+    pipelines.core.errors.ConfigError: render.engine: unknown engine 'svg'; expected one of ['matplotlib', 'raster']
     """
 
     engine: str = "raster"
@@ -418,9 +418,9 @@ class EncodedChunk:
 def draw(values: np.ndarray, offsets: np.ndarray, cfg: RenderConfig) -> np.ndarray:
     """Draw beats with the configured engine: uint8 (n, size, size)."""
     if cfg.engine == "raster":
-        from .raster import render_beats
+        from .imaging.raster import render_beats
         return render_beats(values, offsets, size=cfg.size, margin=cfg.margin, line_width=cfg.line_width)
-    from .recipe import render_beats as recipe_render
+    from .imaging.recipe import render_beats as recipe_render
     return recipe_render(values, offsets, size=cfg.size)
 
 

@@ -3,17 +3,17 @@
 Two ways to find the beats of a record:
 
 ``annotations``
-    The reference beat annotations (symbols in :data:`pipelines.labels.BEAT_SYMBOLS` plus
+    The reference beat annotations (symbols in :data:`pipelines.signal.labels.BEAT_SYMBOLS` plus
     ``segment.extra_symbols``); rhythm, noise and other non-beat marks are skipped and counted.
 ``christov``
-    R-peaks found by :func:`pipelines.christov.detect_r_peaks` at the record's sampling rate and
-    moved to the local QRS extremum by :func:`pipelines.christov.refine_peaks`. Each detection takes
+    R-peaks found by :func:`pipelines.signal.christov.detect_r_peaks` at the record's sampling rate and
+    moved to the local QRS extremum by :func:`pipelines.signal.christov.refine_peaks`. Each detection takes
     the symbol of the reference beat it matches within ``segment.match_tolerance_ms``
-    (:func:`pipelines.matching.match_beats`); a detection with no reference beat is kept with null
+    (:func:`pipelines.signal.matching.match_beats`); a detection with no reference beat is kept with null
     labels and counted. Detection scores (TP, FP, FN, sensitivity, positive predictivity) against the
     reference beats go to the report (``reports/detector.json``).
 
-Each beat gets a window (:mod:`pipelines.windows`, ``segment.window``) whose neighbours are the
+Each beat gets a window (:mod:`pipelines.signal.windows`, ``segment.window``) whose neighbours are the
 neighbouring beats of the same sequence (reference beats, or detections). Beats without a window
 (edges, too short, off the record) are dropped and counted. The output schema is public and
 documented in ``docs/beats.md``.
@@ -46,13 +46,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ._errors import ChecksumError, ConfigError, DataError
-from ._io import atomic_path, write_json
-from ._progress import Progress
-from ._system import usable_cpus
-from .labels import BEAT_SYMBOLS, map_symbols
-from .params import load_params
-from .windows import DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples
+from .core.errors import ChecksumError, ConfigError, DataError
+from .core.files import atomic_path, write_json
+from .core.progress import Progress
+from .core.system import usable_cpus
+from .signal.labels import BEAT_SYMBOLS, map_symbols
+from .core.params import load_params
+from .signal.windows import DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples
 
 #: Beat-finding methods (``--method``).
 METHODS: tuple[str, ...] = ("annotations", "christov")
@@ -241,7 +241,7 @@ def segment_annotations(record, config: SegmentConfig, database: str = "mitdb") 
 
     Parameters
     ----------
-    record : pipelines._records.EcgRecord
+    record : pipelines.records.reader.EcgRecord
     config : SegmentConfig
     database : str
         Used in error messages (``"<database>/<record>"``).
@@ -275,7 +275,7 @@ def label_detections(detected: np.ndarray, ref_sample: np.ndarray, ref_symbol: n
     ...                  tolerance=20).tolist()
     ['N', 'V', None]
     """
-    from .matching import match_beats
+    from .signal.matching import match_beats
 
     matched = match_beats(detected, ref_sample, tolerance)
     symbol = np.full(matched.size, None, dtype=object)
@@ -288,14 +288,14 @@ def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, databas
 
     Parameters
     ----------
-    record : pipelines._records.EcgRecord
+    record : pipelines.records.reader.EcgRecord
     peaks : ndarray of int
         Detected R-peaks, strictly increasing; they are the beat sequence (windows' neighbours).
     config : SegmentConfig
     database : str
         Used in error messages.
     """
-    from .matching import detection_scores
+    from .signal.matching import detection_scores
 
     where = f"{database}/{record.name}"
     fs = float(record.fs)
@@ -334,7 +334,7 @@ def segment_christov(record, config: SegmentConfig, database: str = "mitdb") -> 
     """
     from dataclasses import replace
 
-    from .christov import DEFAULT_PARAMS, detect_r_peaks, refine_peaks
+    from .signal.christov import DEFAULT_PARAMS, detect_r_peaks, refine_peaks
 
     fs = float(record.fs)
     raw_peaks = detect_r_peaks(record.signal, fs, params=replace(DEFAULT_PARAMS, refine_ms=0.0))
@@ -363,7 +363,7 @@ class _Failure:
 def _process_record(source: str, name: str, files: dict[str, str] | None, config: SegmentConfig,
                     database: str) -> RecordBeats | _Failure:
     """Read one verified record and segment it (runs in a worker process)."""
-    from ._records import read_record
+    from .records.reader import read_record
 
     try:
         record = read_record(source, name, lead=config.lead, annotator=config.annotator,
@@ -393,7 +393,7 @@ def segment_records(source: str | os.PathLike, names: Sequence[str], config: Seg
     Parameters
     ----------
     source : path
-        Directory holding the WFDB files (:func:`pipelines._records.resolve_source`).
+        Directory holding the WFDB files (:func:`pipelines.records.reader.resolve_source`).
     names : sequence of str
         Record names.
     config : SegmentConfig
@@ -596,7 +596,7 @@ def run_segment(method: str, params_path: str | os.PathLike, raw_dir: str | os.P
     Returns the report. The table is written first, then the report, each atomically; on any
     error neither is (re)written.
     """
-    from ._records import load_manifest, resolve_source
+    from .records.reader import load_manifest, resolve_source
 
     params = load_params(params_path)
     segment = params.get("segment")

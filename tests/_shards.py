@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines._io import sha256_file
-from pipelines.labels import map_symbols
+from pipelines.core.files import sha256_file
+from pipelines.signal.labels import map_symbols
 
 SCHEMA = pa.schema([
     ("beat_id", pa.string()), ("record", pa.string()), ("r_sample", pa.int64()), ("symbol", pa.string()),

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.christov import DEFAULT_PARAMS, ChristovParams, detect_r_peaks, refine_peaks
-from pipelines.labels import BEAT_SYMBOLS
-from pipelines.matching import detection_scores, match_beats
+from pipelines.signal.christov import DEFAULT_PARAMS, ChristovParams, detect_r_peaks, refine_peaks
+from pipelines.signal.labels import BEAT_SYMBOLS
+from pipelines.signal.matching import detection_scores, match_beats
 from tests._wfdb_records import synthetic_ecg
 
 MITDB = os.environ.get("MITDB_DIR")
@@ -203,7 +203,7 @@ def test_refine_rejects_bad_peaks():
 # --- real records -----------------------------------------------------------------------------
 
 def _record(name):
-    from pipelines._records import read_record
+    from pipelines.records.reader import read_record
 
     rec = read_record(MITDB, name)
     ref = rec.ann_sample[np.isin(rec.ann_symbol.astype(str), BEAT_SYMBOLS)]

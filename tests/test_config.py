@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines._errors import ConfigError
-from pipelines.params import load_params
+from pipelines.core.errors import ConfigError
+from pipelines.core.params import load_params
 from training.config import run_config
 
 

@@ -1,13 +1,13 @@
-"""pipelines.crops: the recipe's nine 96 x 96 crops, resized back to the image size."""
+"""pipelines.imaging.crops: the recipe's nine 96 x 96 crops, resized back to the image size."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from pipelines._errors import ConfigError
-from pipelines.crops import INTERPOLATIONS, crop_windows, nine_crops
-from pipelines.raster import render_beats
+from pipelines.core.errors import ConfigError
+from pipelines.imaging.crops import INTERPOLATIONS, crop_windows, nine_crops
+from pipelines.imaging.raster import render_beats
 from tests._wfdb_records import synthetic_ecg
 
 

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines._errors import ChecksumError, ConfigError, DataError
+from pipelines.core.errors import ChecksumError, ConfigError, DataError
 from tests._shards import write_shards
 from training.data import Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset
 from training.folds import make_folds
@@ -271,7 +271,7 @@ def test_stream_reads_only_the_needed_row_groups_and_only_image_bytes(images, mo
 
 
 def test_crops_made_at_load_time_when_not_materialised(tmp_path):
-    crops_mod = pytest.importorskip("pipelines.crops")
+    crops_mod = pytest.importorskip("pipelines.imaging.crops")
     root = write_shards(tmp_path / "a", RECORDS, size=32, n_shards=2, row_group_rows=8,
                         crop_params={"size": 24, "offsets": [0, 4, 8], "interpolation": "linear"})
     images = open_images(root)

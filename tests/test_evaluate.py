@@ -20,8 +20,8 @@ from evaluation.evaluate import evaluate, git_revision, main
 from evaluation.published import parse_published
 from evaluation.runs import load_run
 from evaluation.summary import run_metrics
-from pipelines._errors import ConfigError, DataError
-from pipelines.labels import class_names
+from pipelines.core.errors import ConfigError, DataError
+from pipelines.signal.labels import class_names
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipelines._errors import ConfigError
-from pipelines.labels import DS1, DS2
+from pipelines.core.errors import ConfigError
+from pipelines.signal.labels import DS1, DS2
 from training.folds import LeakError, check_fold_rows, check_plan, make_folds
 
 CLASSES = ("N", "S", "V", "F", "Q")

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import gallery
-from pipelines._errors import DataError
-from pipelines.crops import nine_crops
-from pipelines.labels import map_symbols
-from pipelines.raster import render_beats
+from pipelines.core.errors import DataError
+from pipelines.imaging.crops import nine_crops
+from pipelines.signal.labels import map_symbols
+from pipelines.imaging.raster import render_beats
 
 SCHEMA = pa.schema([
     ("beat_id", pa.string()), ("record", pa.string()), ("r_sample", pa.int64()), ("symbol", pa.string()),

@@ -11,9 +11,9 @@ import pytest
 import wfdb
 import yaml
 
-from pipelines._errors import ChecksumError, ConfigError, DataError
-from pipelines._io import sha256_file
-from pipelines._records import load_manifest, resolve_source
+from pipelines.core.errors import ChecksumError, ConfigError, DataError
+from pipelines.core.files import sha256_file
+from pipelines.records.reader import load_manifest, resolve_source
 from pipelines.ingest import (
     format_checksum_file, group_by_record, ingest, main, read_checksum_file, select_records,
 )

@@ -18,7 +18,7 @@ import pyarrow.dataset as pads
 import pytest
 import yaml
 
-from pipelines import shards
+from pipelines.formats import shards
 from pipelines.render import RenderConfig, run_render
 from tests.test_render_stage import write_beats_table
 

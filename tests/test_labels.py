@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipelines import labels
+from pipelines.signal import labels
 
 AAMI_EXPECTED = {
     # the de Chazal et al. 2004 / EC57 core table

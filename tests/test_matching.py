@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.matching import detection_scores, match_beats
+from pipelines.signal.matching import detection_scores, match_beats
 
 
 def _greedy_reference(det, ref, tol):

@@ -6,7 +6,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from pipelines._errors import ConfigError  # noqa: E402
+from pipelines.core.errors import ConfigError  # noqa: E402
 from training.models import build_model, compile_model, resolve_precision  # noqa: E402
 
 

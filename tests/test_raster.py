@@ -1,4 +1,4 @@
-"""pipelines.raster: the fast default engine (anti-aliased per-column spans, vectorised over beats)."""
+"""pipelines.imaging.raster: the fast default engine (anti-aliased per-column spans, vectorised over beats)."""
 from __future__ import annotations
 
 import math
@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines import raster
-from pipelines._errors import ConfigError, DataError
-from pipelines.raster import check_beats, column_extents, render_beats, render_beats_box, render_beats_numpy
+from pipelines.imaging import raster
+from pipelines.core.errors import ConfigError, DataError
+from pipelines.imaging.raster import check_beats, column_extents, render_beats, render_beats_box, render_beats_numpy
 from tests._wfdb_records import synthetic_ecg
 
 

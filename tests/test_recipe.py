@@ -1,4 +1,4 @@
-"""pipelines.recipe: the matplotlib engine (the published recipe) and its agreement with the raster engine."""
+"""pipelines.imaging.recipe: the matplotlib engine (the published recipe) and its agreement with the raster engine."""
 from __future__ import annotations
 
 import os
@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from pipelines._errors import DataError  # noqa: E402
-from pipelines.labels import BEAT_SYMBOLS  # noqa: E402
-from pipelines.raster import render_beats_box  # noqa: E402
-from pipelines.recipe import (engine_agreement, png_gray, recipe_box, render_beat_literal,  # noqa: E402
+from pipelines.core.errors import DataError  # noqa: E402
+from pipelines.signal.labels import BEAT_SYMBOLS  # noqa: E402
+from pipelines.imaging.raster import render_beats_box  # noqa: E402
+from pipelines.imaging.recipe import (engine_agreement, png_gray, recipe_box, render_beat_literal,  # noqa: E402
                               render_beats)
 from tests._wfdb_records import synthetic_ecg  # noqa: E402
 

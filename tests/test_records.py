@@ -1,4 +1,4 @@
-"""Tests of pipelines._records: reading and verifying WFDB records (tiny records + real MIT-BIH)."""
+"""Tests of pipelines.records.reader: reading and verifying WFDB records (tiny records + real MIT-BIH)."""
 from __future__ import annotations
 
 import os
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import wfdb
 
-from pipelines._errors import ChecksumError, DataError
-from pipelines._io import sha256_file, write_json
-from pipelines._records import (
+from pipelines.core.errors import ChecksumError, DataError
+from pipelines.core.files import sha256_file, write_json
+from pipelines.records.reader import (
     ANNOTATION_SYMBOLS, checksum16, expected_dat_bytes, load_manifest, load_record, read_record,
     resolve_source,
 )
-from pipelines.labels import BEAT_SYMBOLS
+from pipelines.signal.labels import BEAT_SYMBOLS
 from tests._wfdb_records import set_annotation_code, synthetic_ecg, write_record
 
 MITDB_DIR = os.environ.get("MITDB_DIR")

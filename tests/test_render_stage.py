@@ -19,9 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines import render, shards
-from pipelines._errors import ConfigError, DataError
-from pipelines.labels import map_symbols
+from pipelines import render
+
+from pipelines.formats import shards
+from pipelines.core.errors import ConfigError, DataError
+from pipelines.signal.labels import map_symbols
 from pipelines.render import RenderConfig, run_render
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +127,7 @@ def test_bad_params_raise_config_error(params, match):
 
 
 def test_params_yaml_section_is_valid():
-    from pipelines.params import load_params
+    from pipelines.core.params import load_params
 
     cfg = RenderConfig.from_params(load_params(REPO / "params.yaml", "render"))
     assert cfg.engine in render.ENGINES and cfg.interpolation in render.INTERPOLATIONS
@@ -217,10 +219,10 @@ def test_rows_sorted_and_png_decodes_to_engine_output(tmp_path):
     decoded = shards.decode_images(pngs)
     assert decoded.shape == (len(t), 128, 128) and decoded.dtype == np.uint8
     src = render.read_beats(beats)
-    from pipelines.raster import render_beats
+    from pipelines.imaging.raster import render_beats
     originals = render_beats(src.values, src.offsets, size=128, margin=0.05, line_width=1.5)
     assert np.array_equal(decoded[(t["crop"] == 0).to_numpy()], originals)
-    from pipelines.crops import nine_crops
+    from pipelines.imaging.crops import nine_crops
     aug = render.augment_mask(src.meta.column("symbol"), ["N"], True)
     crops = nine_crops(originals[aug], crop=96, offsets=(0, 16, 32), interpolation="linear")
     got = decoded[(t["crop"] > 0).to_numpy()].reshape(crops.shape)
@@ -474,7 +476,7 @@ def test_chunk_edges_and_gather():
 
 
 def test_matplotlib_engine(tmp_path):
-    pytest.importorskip("pipelines.recipe")
+    pytest.importorskip("pipelines.imaging.recipe")
     beats = write_beats_table(tmp_path / "b.parquet", {"100": ["N", "V", "N"]})
     out = tmp_path / "out"
     manifest = run_render("annotations", beats, out, config(engine="matplotlib"))
@@ -567,6 +569,6 @@ def test_real_records_render(tmp_path):
     first = pq.read_table(out / manifest["shards"][0]["file"])
     crop0 = first.filter(pc.equal(first.column("crop"), 0)).slice(0, 50)
     src = render.read_beats(beats)
-    from pipelines.raster import render_beats
+    from pipelines.imaging.raster import render_beats
     want = render_beats(src.values, src.offsets[:51], size=128, margin=0.05, line_width=1.5)
     assert np.array_equal(shards.decode_images(crop0.column("image")), want)

@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from pipelines import segment as seg
-from pipelines._errors import ConfigError, DataError
-from pipelines._io import sha256_file
-from pipelines._records import EcgRecord, read_record
+from pipelines.core.errors import ConfigError, DataError
+from pipelines.core.files import sha256_file
+from pipelines.records.reader import EcgRecord, read_record
 from pipelines.segment import (BEATS_SCHEMA, SegmentConfig, beats_table, main, read_metadata, reference_beats,
                                segment_annotations, segment_detections)
-from pipelines.windows import WindowSpec
+from pipelines.signal.windows import WindowSpec
 from tests._wfdb_records import synthetic_ecg, write_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -321,7 +321,7 @@ def test_missing_manifest_is_a_clear_error(tmp_path, capsys):
 
 
 def test_christov_method_on_synthetic_records(tmp_path, monkeypatch):
-    pytest.importorskip("pipelines.christov")
+    pytest.importorskip("pipelines.signal.christov")
     monkeypatch.delenv("MITDB_DIR", raising=False)
     rec = _synthetic(40, seed=6)
     # drop the annotation of one beat: its detection must be kept with a null label
@@ -385,7 +385,7 @@ def test_real_records_annotations(ingested):
 
 @pytest.mark.skipif(not os.environ.get("MITDB_DIR"), reason="MITDB_DIR not set")
 def test_real_records_christov(ingested):
-    pytest.importorskip("pipelines.christov")
+    pytest.importorskip("pipelines.signal.christov")
     tmp = ingested
     assert main(["--method", "christov", "--params", str(tmp / "params.yaml"), "--raw", str(tmp / "raw"),
                  "--out", str(tmp / "christov.parquet"), "--report", str(tmp / "detector.json")]) == 0

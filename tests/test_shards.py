@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import shards
-from pipelines._errors import ChecksumError, DataError
+from pipelines.formats import shards
+from pipelines.core.errors import ChecksumError, DataError
 
 
 def images(n: int, size: int = 64, seed: int = 0) -> np.ndarray:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.params import deep_merge
-from pipelines.shards import read_manifest, shard_paths, verify_shards
-from pipelines._io import sha256_file
+from pipelines.core.params import deep_merge
+from pipelines.formats.shards import read_manifest, shard_paths, verify_shards
+from pipelines.core.files import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MITDB_DIR = os.environ.get("MITDB_DIR")

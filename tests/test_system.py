@@ -1,11 +1,11 @@
-"""pipelines._system.usable_cpus: affinity mask and cgroup v2 quota, not the host's CPU count."""
+"""pipelines.core.system.usable_cpus: affinity mask and cgroup v2 quota, not the host's CPU count."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
-from pipelines import _system
+from pipelines.core import system as _system
 
 
 @pytest.mark.parametrize("cpu_max, cap", [("max 100000", None), ("100000 100000", 1), ("150000 100000", 2),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.labels import DS1, DS2
+from pipelines.signal.labels import DS1, DS2
 from tests._shards import train_params, write_params, write_shards
 
 pytest.importorskip("tensorflow")

@@ -1,9 +1,9 @@
-"""Unit tests of pipelines.windows: bounds computed by hand for each window kind."""
+"""Unit tests of pipelines.signal.windows: bounds computed by hand for each window kind."""
 import numpy as np
 import pytest
 
-from pipelines._errors import ConfigError
-from pipelines.windows import (DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples,
+from pipelines.core.errors import ConfigError
+from pipelines.signal.windows import (DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples,
                                window_offsets)
 
 R = np.array([50, 300, 560, 800, 1100], dtype=np.int64)

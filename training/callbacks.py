@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import keras
 
-from pipelines._progress import Progress
+from pipelines import Progress
 
 #: Columns of ``history.csv`` (the models/<run>/ contract).
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s")

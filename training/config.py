@@ -16,9 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipelines._errors import ConfigError
-from pipelines.labels import SCHEMES
-from pipelines.params import params_hash
+from pipelines import SCHEMES, ConfigError, params_hash
 
 from .folds import FOLD_SCHEMES
 from .models import MODELS, PRECISIONS

@@ -11,7 +11,7 @@ batches are in memory at a time.
 
 With ``train.crops: all`` the training side also gets the nine crops of each beat: the stored crop
 rows when the shards have them, else crops made at load time from the originals with
-:func:`pipelines.crops.nine_crops` (for the symbols the render stage would have augmented). Validation
+:func:`pipelines.imaging.crops.nine_crops` (for the symbols the render stage would have augmented). Validation
 and test sides are always originals (crop 0) only.
 
 Examples
@@ -32,8 +32,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines._errors import ConfigError, DataError
-from pipelines._system import usable_cpus
+from pipelines import ConfigError, DataError, usable_cpus
 
 from .folds import Fold
 from .meta import ImageSet
@@ -124,9 +123,9 @@ def fold_selections(images: ImageSet, y_rows: np.ndarray, beat_rows: np.ndarray,
 
 def _nine_crops():
     try:
-        from pipelines.crops import nine_crops
+        from pipelines import nine_crops
     except ImportError as exc:
-        raise ConfigError("train.crops: all, but the shards hold originals only and pipelines.crops "
+        raise ConfigError("train.crops: all, but the shards hold originals only and pipelines.imaging.crops "
                           f"cannot be imported to make the crops at load time ({exc}); render with "
                           "render.crops.materialise: true or use train.crops: originals") from None
     return nine_crops
@@ -276,7 +275,7 @@ class _Reader:
         return entries, data, raw
 
     def _make_crops(self, pngs: np.ndarray, which: np.ndarray) -> np.ndarray:
-        """Raw pixel bytes of crop ``which`` (1..9) of each PNG, made with pipelines.crops.nine_crops."""
+        """Raw pixel bytes of crop ``which`` (1..9) of each PNG, made with pipelines.imaging.crops.nine_crops."""
         import cv2
 
         nine_crops = _nine_crops()

@@ -37,8 +37,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from pipelines._errors import ConfigError, DataError
-from pipelines.labels import DS1, DS2
+from pipelines import DS1, DS2, ConfigError, DataError
 
 #: Fold schemes, by name.
 FOLD_SCHEMES: tuple[str, ...] = ("beat", "record", "ds1ds2")

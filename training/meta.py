@@ -23,9 +23,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines._errors import ChecksumError, ConfigError, DataError
-from pipelines._io import sha256_file
-from pipelines.labels import JUN8_MAP, PACED_RECORDS, class_indices, class_names, map_symbols
+from pipelines import (JUN8_MAP, PACED_RECORDS, ChecksumError, ConfigError, DataError, class_indices, class_names,
+                       map_symbols, sha256_file)
 
 #: Metadata columns every image shard must have (besides ``image``).
 META_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", "crop")
@@ -206,9 +205,9 @@ def _first_image_size(path: Path) -> int:
 def label_rows(rows: pd.DataFrame, scheme: str) -> tuple[np.ndarray, tuple[str, ...], dict[str, int]]:
     """Class index of every row under a label scheme, -1 for rows the scheme leaves out.
 
-    The class comes from the ``symbol`` column through :mod:`pipelines.labels`; for ``aami`` and
+    The class comes from the ``symbol`` column through :mod:`pipelines.signal.labels`; for ``aami`` and
     ``jun8`` it must agree with the stored ``aami``/``jun8`` column. ``aami`` leaves out the paced
-    records (:data:`pipelines.labels.PACED_RECORDS`); every scheme leaves out beats without a class
+    records (:data:`pipelines.signal.labels.PACED_RECORDS`); every scheme leaves out beats without a class
     (null symbol: christov detections without a reference beat; symbols outside the scheme).
 
     Returns
@@ -261,7 +260,7 @@ def check_classes(y_beats: np.ndarray, classes: tuple[str, ...], scheme: str, wh
     >>> check_classes(np.array([0, 2]), ("N", "S", "V"), "aami", "images")
     Traceback (most recent call last):
     ...
-    pipelines._errors.ConfigError: images: labels 'aami': class S has no beats ...
+    pipelines.core.errors.ConfigError: images: labels 'aami': class S has no beats ...
     """
     counts = np.bincount(y_beats[y_beats >= 0], minlength=len(classes))
     empty = [c for c, n in zip(classes, counts) if n == 0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines._errors import ConfigError
+from pipelines import ConfigError
 
 #: Model names, by ``train.runs.<run>.model``.
 MODELS: tuple[str, ...] = ("vgg", "small_cnn")

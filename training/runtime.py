@@ -26,7 +26,7 @@ def configure(seed: int, *, intra_op_threads: int = 0, inter_op_threads: int = 0
     import keras
     import tensorflow as tf
 
-    from pipelines._system import usable_cpus
+    from pipelines import usable_cpus
 
     if not intra_op_threads and usable_cpus() < (os.cpu_count() or 1):
         # a container or affinity mask smaller than the host: TensorFlow would size its pools by

@@ -36,10 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines._errors import ConfigError, DataError
-from pipelines._io import atomic_dir, write_json
-from pipelines._progress import Progress
-from pipelines.params import load_params, params_hash
+from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, write_json
 
 from .config import RunConfig, run_config
 from .data import Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset

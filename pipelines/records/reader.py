@@ -6,7 +6,7 @@ database) and ``segment`` (which reads one record at a time) apply exactly the s
 
 * the ``.hea`` header exists and parses (single-segment records, one sample per frame);
 * the signal files named by the header and the ``<name>.<annotator>`` file exist;
-* their SHA-256 match ``expected_sha256`` when given (:class:`~pipelines._errors.ChecksumError`);
+* their SHA-256 match ``expected_sha256`` when given (:class:`~pipelines.core.errors.ChecksumError`);
 * each signal file has exactly the size its header implies (format 212: 3 bytes per 2 samples),
   so a truncated download is caught before decoding;
 * each signal's 16-bit checksum and initial value match the header;
@@ -15,13 +15,13 @@ database) and ``segment`` (which reads one record at a time) apply exactly the s
 * the annotations are non-empty, use only symbols of WFDB's label table
   (``wfdb.io.annotation.ann_label_table``) and lie inside the signal.
 
-Any failure raises :class:`~pipelines._errors.DataError` naming ``"<db>/<record>"`` (or
+Any failure raises :class:`~pipelines.core.errors.DataError` naming ``"<db>/<record>"`` (or
 ``"<db>/<file>"`` for a checksum mismatch) and the problem.
 
 Examples
 --------
 >>> import os
->>> from pipelines._records import read_record
+>>> from pipelines.records.reader import read_record
 >>> rec = read_record(os.environ["MITDB_DIR"], "114")          # doctest: +SKIP
 >>> rec.lead, rec.fs, rec.signal.dtype, len(rec.signal)        # doctest: +SKIP
 ('MLII', 360.0, dtype('float32'), 650000)
@@ -39,9 +39,9 @@ from wfdb.io import _signal
 from wfdb.io.annotation import ann_label_table
 from wfdb.io.record import MultiRecord
 
-from ._errors import ChecksumError, DataError
-from ._io import sha256_file
-from .labels import BEAT_SYMBOLS
+from ..core.errors import ChecksumError, DataError
+from ..core.files import sha256_file
+from ..signal.labels import BEAT_SYMBOLS
 
 #: Every annotation symbol WFDB defines (beats and non-beats). Anything else is refused.
 ANNOTATION_SYMBOLS: frozenset[str] = frozenset(

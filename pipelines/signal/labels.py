@@ -5,7 +5,7 @@ evaluation agree on what a class is.
 
 Examples
 --------
->>> from pipelines.labels import aami_class, jun8_class
+>>> from pipelines.signal.labels import aami_class, jun8_class
 >>> aami_class("L"), jun8_class("L")
 ('N', 'LBB')
 >>> aami_class("~") is None

@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._errors import ConfigError
+from ..core.errors import ConfigError
 
 #: Window kinds understood by :func:`compute_windows`.
 WINDOW_KINDS: tuple[str, ...] = ("jun", "midpoint", "fixed")

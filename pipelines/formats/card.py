@@ -1,6 +1,6 @@
 """Dataset card (``README.md``) and Croissant metadata (``croissant.json``) of an image dataset.
 
-Both are pure functions of the manifest (:func:`pipelines.shards.build_manifest`), so they are
+Both are pure functions of the manifest (:func:`pipelines.formats.shards.build_manifest`), so they are
 byte-identical whenever the shards are. The card has Hugging Face YAML front matter (licence,
 ``configs`` pointing at ``part-*.parquet``, features), the source and licence of the data with
 their citations, the schema, counts, and loading snippets for pandas, pyarrow, dask, tf.data,
@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import yaml
 
 from . import shards
-from ._io import atomic_path, sha256_file
+from ..core.files import atomic_path, sha256_file
 
 #: Licence of MIT-BIH (PhysioNet), inherited by the images.
 LICENSE_ID = "odc-by"

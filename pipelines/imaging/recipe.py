@@ -44,7 +44,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
-from ._errors import ConfigError
+from ..core.errors import ConfigError
 from .raster import check_beats
 
 #: ``cv2.imread(png, IMREAD_GRAYSCALE)`` of an RGB(A) PNG: libpng's rgb-to-gray with OpenCV's
@@ -85,7 +85,7 @@ def recipe_box(size: int = 128) -> tuple[float, float, float, float]:
     """Where the recipe puts a (non-constant) beat in its ``size`` x ``size`` image, in pixels.
 
     Returns ``(left, top, right, bottom)``: x of the first and last sample, row of the maximum and
-    of the minimum, in the edge-based pixel coordinates of :func:`pipelines.raster.render_beats_box`
+    of the minimum, in the edge-based pixel coordinates of :func:`pipelines.imaging.raster.render_beats_box`
     (so the ``raster`` engine can draw into the recipe's frame). They follow from matplotlib's
     default subplot box (0.125..0.9 x 0.11..0.88 of the figure) and 5 % axes margins; the
     640 x 480 -> size x size resize scales both axes linearly.

@@ -30,7 +30,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ._errors import ConfigError
+from ..core.errors import ConfigError
 
 #: ``render.crops.interpolation`` names and their OpenCV flags.
 INTERPOLATIONS: dict[str, int] = {

@@ -21,7 +21,7 @@ not on the batch it comes in.
 Two implementations of that algorithm give the same bytes (tested): :func:`render_beats_numpy`,
 vectorised over batches of beats with NumPy (gathers, min/max and scatters, 128 beats at a time), is
 the readable reference; the engine itself runs a numba-compiled kernel
-(:mod:`pipelines._raster_kernel`) that draws one beat at a time with no temporaries, about three
+(:mod:`pipelines.imaging.kernel`) that draws one beat at a time with no temporaries, about three
 times faster (``benchmarks/bench_render.py`` prints both).
 
 Speed (``benchmarks/bench_render.py``, one thread): see ``docs/benchmarks/render.md``.
@@ -41,8 +41,8 @@ import math
 
 import numpy as np
 
-from ._errors import ConfigError, DataError
-from ._raster_kernel import MAX_SIZE, render_into
+from ..core.errors import ConfigError, DataError
+from .kernel import MAX_SIZE, render_into
 
 #: Grey level of the background and of full ink.
 BACKGROUND, INK = 255, 0
@@ -75,7 +75,7 @@ def check_beats(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np
     >>> check_beats(np.array([0.0, 1.0, float("nan"), 1.0]), np.array([0, 2, 4]))
     Traceback (most recent call last):
     ...
-    pipelines._errors.DataError: beat 1: holds NaN or infinite values (1 beat(s) affected); exclude such beats before rendering
+    pipelines.core.errors.DataError: beat 1: holds NaN or infinite values (1 beat(s) affected); exclude such beats before rendering
     """
     values = np.asarray(values)
     offsets = np.asarray(offsets)
@@ -165,7 +165,7 @@ def render_beats_box(values: np.ndarray, offsets: np.ndarray, *, size: int, box:
         Pixel coordinates (edges, origin top-left) of the first sample (``left``), the last sample
         (``right``), each beat's maximum (``top``) and minimum (``bottom``); ``left < right`` and
         ``top < bottom`` inside ``[0, size]``. Useful to draw into another renderer's frame (the
-        ``matplotlib`` engine's trace lies in ``RECIPE_BOX`` of :mod:`pipelines.recipe`).
+        ``matplotlib`` engine's trace lies in ``RECIPE_BOX`` of :mod:`pipelines.imaging.recipe`).
 
     Examples
     --------

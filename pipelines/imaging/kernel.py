@@ -1,7 +1,7 @@
 """The ``raster`` engine's compiled kernel: one beat at a time, numba-compiled.
 
 The same algorithm, in the same float32 arithmetic and order of operations, as the NumPy reference
-:func:`pipelines.raster.render_beats_numpy` (tested byte-identical), but each beat is drawn with no
+:func:`pipelines.imaging.raster.render_beats_numpy` (tested byte-identical), but each beat is drawn with no
 temporary arrays in three short passes:
 
 1. the polyline on the column edges and each column's min/max over its samples;
@@ -29,7 +29,7 @@ def render_into(values, offsets, out, left, top, right, bottom, line_width):  # 
     """Draw beat ``i`` (``values[offsets[i]:offsets[i + 1]]``, float32) into ``out[i]`` (uint8).
 
     ``left, top, right, bottom`` is the trace's box in pixels and ``line_width`` its width, as in
-    :func:`pipelines.raster.render_beats_box`; inputs are validated there.
+    :func:`pipelines.imaging.raster.render_beats_box`; inputs are validated there.
     """
     n = offsets.size - 1
     size = out.shape[1]
