@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipelines.records.reader import read_record  # noqa: E402
-from pipelines.ingest import group_by_record, ingest, read_checksum_file  # noqa: E402
+from pipelines.ingest import ingest  # noqa: E402
+from pipelines.records.checksums import group_by_record, read_checksum_file  # noqa: E402
 from pipelines.core.params import load_params  # noqa: E402
 
 

@@ -56,132 +56,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-import wfdb
-
 from .core.errors import ConfigError, DataError
 from .core.files import atomic_dir, write_json
 from .core.progress import Progress
-from .records.reader import DOWNLOAD_SUBDIR, MANIFEST_NAME, RecordInfo, load_record, source_env_var
 from .core.params import load_params
-
-_PIN_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](\S(?:.*\S)?)$")
-
-
-def read_checksum_file(path: str | os.PathLike) -> dict[str, str]:
-    """Parse a ``sha256sum``-format file (``"<hex>  <file>"`` per line) into ``{file: hex}``.
-
-    Raises
-    ------
-    ConfigError
-        The file is missing, a line is malformed, or a file is listed twice.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: checksum file not found (set ingest.checksums: null to ingest a database "
-                          f"without pinned hashes)")
-    pins: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        match = _PIN_LINE.match(line.rstrip("\r"))
-        if not match:
-            raise ConfigError(f"{path}:{lineno}: not a '<sha256>  <file>' line: {line!r}")
-        digest, fname = match.group(1).lower(), match.group(2)
-        if fname in pins:
-            raise ConfigError(f"{path}:{lineno}: {fname} is listed twice")
-        pins[fname] = digest
-    if not pins:
-        raise ConfigError(f"{path}: checksum file lists no files")
-    return pins
-
-
-def format_checksum_file(hashes: Mapping[str, str]) -> str:
-    """``sha256sum`` text for ``{file: hex}``, sorted by file name (the pinned-file format).
-
-    >>> print(format_checksum_file({"b.dat": "1" * 64, "a.hea": "2" * 64}), end="")
-    2222222222222222222222222222222222222222222222222222222222222222  a.hea
-    1111111111111111111111111111111111111111111111111111111111111111  b.dat
-    """
-    return "".join(f"{hashes[f]}  {f}\n" for f in sorted(hashes))
-
-
-def record_of(fname: str) -> str:
-    """Record a file belongs to: its name without the last extension (``"100.dat"`` -> ``"100"``)."""
-    return fname.rsplit(".", 1)[0]
-
-
-def group_by_record(pins: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """``{file: hex}`` -> ``{record: {file: hex}}``, for records that have a pinned ``.hea``."""
-    records = {record_of(f) for f in pins if f.endswith(".hea")}
-    grouped: dict[str, dict[str, str]] = {r: {} for r in sorted(records)}
-    for fname, digest in pins.items():
-        if record_of(fname) in grouped:
-            grouped[record_of(fname)][fname] = digest
-    return grouped
-
-
-def select_records(requested: Any, available: Sequence[str], *, where: str) -> list[str]:
-    """Resolve ``ingest.records`` (``"all"`` or a list) against the records ``available``; sorted names.
-
-    >>> select_records("all", ["101", "100"], where="pins")
-    ['100', '101']
-    >>> select_records([101, "100"], ["100", "101"], where="pins")
-    ['100', '101']
-    """
-    if requested == "all":
-        names = sorted(available)
-    elif isinstance(requested, (list, tuple)) and requested:
-        names = sorted(str(r) for r in requested)
-    else:
-        raise ConfigError(f"ingest.records must be 'all' or a non-empty list of record names, not {requested!r}")
-    unknown = [n for n in names if n not in set(available)]
-    if unknown:
-        raise ConfigError(f"ingest.records: unknown record(s) {', '.join(unknown)} (not in {where})")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"ingest.records lists a record twice: {names}")
-    if not names:
-        raise ConfigError(f"ingest.records: no records found in {where}")
-    return names
-
-
-def local_records(source_dir: Path) -> list[str]:
-    """Names of the records (``*.hea`` files) directly in ``source_dir``."""
-    return sorted(p.name[: -len(".hea")] for p in source_dir.glob("*.hea"))
-
-
-def download_database(database: str, version: str, dest: Path, *, records: Sequence[str] | str = "all",
-                      annotator: str = "atr") -> Path:
-    """Download ``database`` from PhysioNet into ``dest`` with ``wfdb.dl_database``.
-
-    ``wfdb.dl_database`` always fetches the latest version, so the version PhysioNet serves is
-    checked against ``version`` first. The caller verifies the files afterwards.
-
-    Raises
-    ------
-    DataError
-        The served version differs, or the download fails (network, unknown database).
-    """
-    try:
-        served = wfdb.io.download.get_version(database)
-    except Exception as exc:  # network errors come in many types
-        raise DataError(database, f"cannot reach PhysioNet to download: {exc}") from None
-    if str(served) != str(version):
-        raise DataError(database, f"PhysioNet serves version {served}, ingest.version asks for {version}; "
-                                  f"wfdb.dl_database can only download the latest version")
-    dest.mkdir(parents=True, exist_ok=True)
-    recs = records if isinstance(records, str) else list(records)
-    try:
-        wfdb.dl_database(database, str(dest), records=recs, annotators=[annotator], keep_subdirs=True,
-                         overwrite=True)
-    except Exception as exc:
-        raise DataError(database, f"download from PhysioNet failed: {exc}") from None
-    return dest
-
+from .core.stage import run_stage
+from .records.checksums import group_by_record, read_checksum_file
+from .records.reader import DOWNLOAD_SUBDIR, MANIFEST_NAME, RecordInfo, load_record, source_env_var
+from .records.source import download_database, local_records, select_records
 
 def _check_params(params: Mapping[str, Any]) -> None:
     for key in ("database", "version", "records", "annotator"):
@@ -275,18 +161,13 @@ def ingest(params: Mapping[str, Any], out: str | os.PathLike, *, params_dir: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit status (1 on bad data or params)."""
+    """CLI entry point; returns the exit status (2 on bad data or params, see :mod:`pipelines.core.stage`)."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (section 'ingest')")
     parser.add_argument("--out", required=True, help="output directory, e.g. datasets/raw/mitdb")
     args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params, "ingest")
-        ingest(params, args.out, params_dir=Path(args.params).parent)
-    except (DataError, ConfigError) as exc:
-        print(f"ingest failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_stage("ingest", lambda: ingest(load_params(args.params, "ingest"), args.out,
+                                              params_dir=Path(args.params).parent))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ import yaml
 from pipelines.core.errors import ChecksumError, ConfigError, DataError
 from pipelines.core.files import sha256_file
 from pipelines.records.reader import load_manifest, resolve_source
-from pipelines.ingest import (
-    format_checksum_file, group_by_record, ingest, main, read_checksum_file, select_records,
-)
+from pipelines.ingest import ingest, main
+from pipelines.records.checksums import format_checksum_file, group_by_record, read_checksum_file
+from pipelines.records.source import select_records
 from tests._wfdb_records import synthetic_ecg, write_record
 
 MITDB_DIR = os.environ.get("MITDB_DIR")
@@ -281,8 +281,9 @@ def test_cli(tmp_path, tinydb, monkeypatch, capsys):
     assert load_manifest(tmp_path / "datasets" / "raw" / "tinydb")["source"] == "local"
     assert "3 records verified" in capsys.readouterr().err
     (tinydb / "t1.hea").write_text("garbage\n")
-    assert main(["--params", "params.yaml", "--out", "datasets/raw/other"]) == 1
-    assert "ingest failed: tinydb/t1.hea: SHA-256" in capsys.readouterr().err
+    assert main(["--params", "params.yaml", "--out", "datasets/raw/other"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ingest: error: tinydb/t1.hea: SHA-256") and err.count("\n") == 1
     assert not (tmp_path / "datasets" / "raw" / "other").exists()
 
 

@@ -345,7 +345,7 @@ def test_load_manifest(tmp_path):
 
 
 def _pins() -> dict[str, dict[str, str]]:
-    from pipelines.ingest import group_by_record, read_checksum_file
+    from pipelines.records.checksums import group_by_record, read_checksum_file
 
     return group_by_record(read_checksum_file(PINS))
 
