@@ -45,7 +45,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import shutil
 import sys
 import time
 from collections import deque
@@ -590,14 +589,6 @@ def _per_record_exclusions(meta: pa.Table, code: np.ndarray) -> dict[str, int]:
     return {str(k): int(v) for k, v in rec.value_counts(sort=False).sort_index().items()}
 
 
-def _remove_stale_temps(out: Path) -> None:
-    """Remove temporary directories left beside ``out`` by a killed run (``.<name>.*.tmp``)."""
-    if out.parent.is_dir():
-        for tmp in out.parent.glob(f".{out.name}.*.tmp"):
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _publish_permissions(directory: Path) -> None:
     """Give the output the usual permissions (temporary dirs and files are created private)."""
     umask = os.umask(0)
@@ -630,7 +621,6 @@ def _render(method: str, beats_path: Path, out: Path, cfg: RenderConfig, run_tas
     schema = shards.shard_schema(schema_meta)
     progress = Progress("render", total=len(keep), unit="beats", stream=stream)
     label_cols = ["beat_id", "record", "r_sample", "symbol", "aami", "jun8"]
-    _remove_stale_temps(out)
     with atomic_dir(out) as tmp:
         writer = shards.ShardWriter(tmp, schema, target_bytes=cfg.target_bytes, row_group_rows=cfg.row_group_rows,
                                     compression=cfg.compression)
