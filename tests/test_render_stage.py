@@ -549,7 +549,9 @@ def test_worker_killed_mid_run_is_survived(tmp_path, cluster, monkeypatch):
 @pytest.mark.skipif(not os.environ.get("MITDB_DIR"), reason="needs MITDB_DIR (the MIT-BIH copy)")
 def test_real_records_render(tmp_path):
     """Two real records (incl. 207, with ventricular flutter and bundle branch blocks) end to end."""
-    from pipelines.segment import SegmentConfig, beats_table, segment_records
+    from pipelines.formats.beats import beats_table
+    from pipelines.segment import segment_records
+    from pipelines.signal.beats import SegmentConfig
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     seg = SegmentConfig.from_params(params["segment"], "annotations")

@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines import segment as seg
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.files import sha256_file
 from pipelines.records.reader import EcgRecord, read_record
-from pipelines.segment import (BEATS_SCHEMA, SegmentConfig, beats_table, main, read_metadata, reference_beats,
-                               segment_annotations, segment_detections)
+from pipelines.formats.beats import BEATS_SCHEMA, beats_table, read_metadata
+from pipelines.segment import main
+from pipelines.signal.beats import SegmentConfig, reference_beats, segment_annotations, segment_detections
 from pipelines.signal.windows import WindowSpec
 from tests._wfdb_records import synthetic_ecg, write_record
 
@@ -262,7 +262,7 @@ def test_checksum_failure_mid_way_leaves_no_output(tmp_path, tiny_db, capsys):
     manifest["records"]["201"]["files"]["201.dat"] = "0" * 64  # the second record fails
     (raw / "manifest.json").write_text(json.dumps(manifest))
     for workers in (1, 2):
-        assert _run(tmp_path, raw, workers=workers) == 1
+        assert _run(tmp_path, raw, workers=workers) == 2
         assert "mitdb/201.dat" in capsys.readouterr().err
         assert not (tmp_path / "beats.parquet").exists() and not (tmp_path / "report.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw"]  # no temp files left
@@ -277,7 +277,7 @@ def test_failed_write_keeps_the_previous_output(tmp_path, tiny_db, monkeypatch):
         Path(where).write_bytes(b"PAR1 half written")
         raise OSError("disk full")
 
-    monkeypatch.setattr(seg.pq, "write_table", half_write)
+    monkeypatch.setattr(pq, "write_table", half_write)
     with pytest.raises(OSError, match="disk full"):
         _run(tmp_path, raw, out="new.parquet", report="new.json")
     with pytest.raises(OSError, match="disk full"):
@@ -293,7 +293,7 @@ def test_invalid_samples_are_an_error_naming_the_record(tmp_path, monkeypatch, c
     bad["signal"] = bad["signal"].copy()
     bad["signal"][500:510] = np.nan
     raw = _write_db(tmp_path / "raw", {"100": _synthetic(8, seed=4), "105": bad})
-    assert _run(tmp_path, raw) == 1
+    assert _run(tmp_path, raw) == 2
     err = capsys.readouterr().err
     assert "mitdb/105" in err and "invalid samples" in err
     assert not (tmp_path / "beats.parquet").exists()
@@ -310,13 +310,13 @@ def test_record_without_windows_is_counted_and_named(tmp_path, monkeypatch, caps
     assert "no beats in 101" in capsys.readouterr().err
     # and when no record has a beat, nothing is written
     raw = _write_db(tmp_path / "raw2", {"101": short})
-    assert _run(tmp_path, raw, out="none.parquet", report="none.json") == 1
+    assert _run(tmp_path, raw, out="none.parquet", report="none.json") == 2
     assert "no beats in any" in capsys.readouterr().err
     assert not (tmp_path / "none.parquet").exists()
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path, capsys):
-    assert _run(tmp_path, tmp_path / "nowhere") == 1
+    assert _run(tmp_path, tmp_path / "nowhere") == 2
     assert "manifest not found" in capsys.readouterr().err
 
 

@@ -1,0 +1,366 @@
+"""The beats of one record: reference beats or detections, their windows and labels, and the counts.
+
+Pure functions of a verified record (:class:`pipelines.records.reader.EcgRecord`: signal, sampling
+rate, annotations) and a :class:`SegmentConfig`; the segment stage (:mod:`pipelines.segment`) runs
+them per record and :mod:`pipelines.formats.beats` assembles the results into the beats table.
+
+``annotations``
+    The reference beat annotations (symbols in :data:`pipelines.signal.labels.BEAT_SYMBOLS` plus
+    ``segment.extra_symbols``); rhythm, noise and other non-beat marks are skipped and counted.
+``christov``
+    R-peaks found by :func:`pipelines.signal.christov.detect_r_peaks` at the record's sampling rate and
+    moved to the local QRS extremum by :func:`pipelines.signal.christov.refine_peaks`. Each detection takes
+    the symbol of the reference beat it matches within ``segment.match_tolerance_ms``
+    (:func:`pipelines.signal.matching.match_beats`); a detection with no reference beat is kept with null
+    labels and counted.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import ConfigError, DataError
+from .labels import BEAT_SYMBOLS
+from .windows import DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples
+
+#: Beat-finding methods (``--method``).
+METHODS: tuple[str, ...] = ("annotations", "christov")
+
+
+# --------------------------------------------------------------------------------------------- config
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Everything that decides the beats of a record (from ``params.yaml``).
+
+    Examples
+    --------
+    >>> cfg = SegmentConfig.from_params({"window": "midpoint", "extra_symbols": ["!"]}, "annotations")
+    >>> cfg.window.kind, cfg.extra_symbols, cfg.beat_symbols[-1]
+    ('midpoint', ('!',), '!')
+    """
+
+    method: str
+    window: WindowSpec = field(default_factory=WindowSpec)
+    lead: str = "MLII"
+    annotator: str = "atr"
+    extra_symbols: tuple[str, ...] = ()
+    match_tolerance_ms: float = 150.0
+    refine_ms: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"--method: unknown method {self.method!r}; expected one of {list(METHODS)}")
+        if not isinstance(self.lead, str) or not self.lead:
+            raise ConfigError(f"segment.lead: expected a lead name, got {self.lead!r}")
+        for name in ("match_tolerance_ms", "refine_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise ConfigError(f"segment.{name}: expected a finite number >= 0 (ms), got {value!r}")
+        bad = [s for s in self.extra_symbols if not isinstance(s, str) or not s]
+        if bad:
+            raise ConfigError(f"segment.extra_symbols: expected annotation symbols (strings), got {bad!r}")
+
+    @property
+    def beat_symbols(self) -> tuple[str, ...]:
+        """Symbols taken as beats: the WFDB beat symbols plus ``extra_symbols``."""
+        return BEAT_SYMBOLS + tuple(s for s in self.extra_symbols if s not in BEAT_SYMBOLS)
+
+    @classmethod
+    def from_params(cls, segment: Mapping[str, Any], method: str, annotator: str = "atr") -> "SegmentConfig":
+        """Build from the ``segment`` section of ``params.yaml`` and ``ingest.annotator``."""
+        if not isinstance(segment, Mapping):
+            raise ConfigError(f"segment: expected a mapping, got {type(segment).__name__}")
+        extra = segment.get("extra_symbols") or []
+        if isinstance(extra, str) or not isinstance(extra, Sequence):
+            raise ConfigError(f"segment.extra_symbols: expected a list of symbols, got {extra!r}")
+        christov = segment.get("christov") or {}
+        return cls(
+            method=method,
+            window=WindowSpec.from_params(segment),
+            lead=segment.get("lead", "MLII"),
+            annotator=annotator,
+            extra_symbols=tuple(extra),
+            match_tolerance_ms=segment.get("match_tolerance_ms", 150.0),
+            refine_ms=christov.get("refine_ms", 50.0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON types (provenance in the table metadata and the report)."""
+        out: dict[str, Any] = {
+            "method": self.method, "lead": self.lead, "annotator": self.annotator,
+            "window": self.window.kind, "extra_symbols": list(self.extra_symbols),
+        }
+        if self.window.kind == "jun":
+            out["jun_gap_ms"] = self.window.jun_gap_ms
+        elif self.window.kind == "fixed":
+            out["fixed_before_ms"] = self.window.fixed_before_ms
+            out["fixed_after_ms"] = self.window.fixed_after_ms
+        if self.method == "christov":
+            out["match_tolerance_ms"] = self.match_tolerance_ms
+            out["refine_ms"] = self.refine_ms
+        return out
+
+
+# ------------------------------------------------------------------------------------------ per record
+
+@dataclass
+class RecordBeats:
+    """The kept beats of one record (arrays aligned per beat) and its report entry.
+
+    ``values[offsets[i]:offsets[i + 1]]`` is the signal window of beat ``i``.
+    """
+
+    record: str
+    lead: str
+    fs: float
+    r_sample: np.ndarray
+    symbol: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    values: np.ndarray
+    offsets: np.ndarray
+    counts: dict[str, Any]
+
+    @property
+    def n_beats(self) -> int:
+        return int(self.r_sample.size)
+
+
+def value_counts(values: np.ndarray) -> dict[str, int]:
+    """Occurrences of each non-null value, as a dict sorted by value (JSON-ready).
+
+    Examples
+    --------
+    >>> value_counts(np.array(["N", "V", None, "N"], dtype=object))
+    {'N': 2, 'V': 1}
+    """
+    counts = pd.Series(values, dtype=object).value_counts(dropna=True)
+    return {str(k): int(v) for k, v in sorted(counts.items())}
+
+
+def reference_beats(ann_sample: np.ndarray, ann_symbol: np.ndarray,
+                    beat_symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Split annotations into the beat sequence and the skipped (non-beat) marks.
+
+    Returns
+    -------
+    sample : ndarray of int64
+    symbol : ndarray of object (str)
+    skipped : dict
+        Number of skipped annotations per symbol.
+
+    Examples
+    --------
+    >>> s, y, skipped = reference_beats(np.array([5, 9, 20]), np.array(["+", "N", "~"], dtype=object), ("N",))
+    >>> s.tolist(), y.tolist(), skipped
+    ([9], ['N'], {'+': 1, '~': 1})
+    """
+    symbol = np.asarray(ann_symbol, dtype=object)
+    is_beat = pd.Series(symbol, dtype=object).isin(list(beat_symbols)).to_numpy()
+    return (np.asarray(ann_sample, dtype=np.int64)[is_beat], symbol[is_beat],
+            value_counts(symbol[~is_beat]))
+
+
+def _windows_and_values(where: str, signal: np.ndarray, r_peaks: np.ndarray, fs: float,
+                        spec: WindowSpec):
+    try:
+        windows = compute_windows(r_peaks, fs, spec, n_samples=signal.shape[0])
+    except ValueError as exc:
+        raise DataError(where, f"bad beat sequence: {exc}") from None
+    keep = windows.keep
+    values, offsets = extract_windows(signal, windows.start[keep], windows.end[keep])
+    return windows, keep, values.astype(np.float32, copy=False), offsets
+
+
+def _dropped_symbols(windows, symbol: np.ndarray) -> dict[str, dict[str, int]]:
+    """Dropped beats per reason and symbol (null symbols are not counted here)."""
+    return {reason: value_counts(symbol[windows.reason == i + 1])
+            for i, reason in enumerate(DROP_REASONS) if np.any(windows.reason == i + 1)}
+
+
+def segment_annotations(record, config: SegmentConfig, database: str = "mitdb") -> RecordBeats:
+    """Beats of one record from its reference annotations.
+
+    Parameters
+    ----------
+    record : pipelines.records.reader.EcgRecord
+    config : SegmentConfig
+    database : str
+        Used in error messages (``"<database>/<record>"``).
+    """
+    where = f"{database}/{record.name}"
+    sample, symbol, skipped = reference_beats(record.ann_sample, record.ann_symbol, config.beat_symbols)
+    if sample.size > 1 and np.any(np.diff(sample) <= 0):
+        dup = sample[1:][np.diff(sample) <= 0]
+        raise DataError(where, f"{dup.size} beat annotation(s) share a sample with the previous beat, first at "
+                               f"sample {int(dup[0])}")
+    windows, keep, values, offsets = _windows_and_values(where, record.signal, sample, record.fs, config.window)
+    counts = {
+        "lead": record.lead, "fs": float(record.fs), "n_samples": int(record.signal.shape[0]),
+        "reference_beats": int(sample.size), "reference_symbols": value_counts(symbol),
+        "beats": int(keep.sum()), "symbols": value_counts(symbol[keep]),
+        "dropped": windows.dropped(), "dropped_symbols": _dropped_symbols(windows, symbol),
+        "skipped_non_beat": skipped, "window_samples": config.window.in_samples(record.fs),
+    }
+    return RecordBeats(record=record.name, lead=record.lead, fs=float(record.fs), r_sample=sample[keep],
+                       symbol=symbol[keep], start=windows.start[keep], end=windows.end[keep], values=values,
+                       offsets=offsets, counts=counts)
+
+
+def label_detections(detected: np.ndarray, ref_sample: np.ndarray, ref_symbol: np.ndarray,
+                     tolerance: int) -> np.ndarray:
+    """Symbol of the reference beat each detection matches (one-to-one, nearest first), else None.
+
+    Examples
+    --------
+    >>> label_detections(np.array([10, 95, 300]), np.array([0, 100]), np.array(["N", "V"], dtype=object),
+    ...                  tolerance=20).tolist()
+    ['N', 'V', None]
+    """
+    from .matching import match_beats
+
+    matched = match_beats(detected, ref_sample, tolerance)
+    symbol = np.full(matched.size, None, dtype=object)
+    symbol[matched >= 0] = np.asarray(ref_symbol, dtype=object)[matched[matched >= 0]]
+    return symbol
+
+
+def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, database: str = "mitdb") -> RecordBeats:
+    """Beats of one record at detected R-peaks, labelled from its reference annotations.
+
+    Parameters
+    ----------
+    record : pipelines.records.reader.EcgRecord
+    peaks : ndarray of int
+        Detected R-peaks, strictly increasing; they are the beat sequence (windows' neighbours).
+    config : SegmentConfig
+    database : str
+        Used in error messages.
+    """
+    from .matching import detection_scores
+
+    where = f"{database}/{record.name}"
+    fs = float(record.fs)
+    peaks = np.asarray(peaks, dtype=np.int64)
+    tolerance = ms_to_samples(config.match_tolerance_ms, fs)
+    # scores: against the WFDB beat annotations only (the standard reference of EC57)
+    true_sample, _, _ = reference_beats(record.ann_sample, record.ann_symbol, BEAT_SYMBOLS)
+    scores = detection_scores(peaks, true_sample, tolerance)
+    # labels: from the beat sequence of the annotations method (beats + extra_symbols)
+    ref_sample, ref_symbol, skipped = reference_beats(record.ann_sample, record.ann_symbol, config.beat_symbols)
+    symbol = label_detections(peaks, ref_sample, ref_symbol, tolerance)
+
+    windows, keep, values, offsets = _windows_and_values(where, record.signal, peaks, fs, config.window)
+    kept_symbol = symbol[keep]
+    counts = {
+        "lead": record.lead, "fs": fs, "n_samples": int(record.signal.shape[0]),
+        "tp": scores["tp"], "fp": scores["fp"], "fn": scores["fn"],
+        "sensitivity": scores["sensitivity"], "ppv": scores["ppv"], "tolerance_samples": tolerance,
+        "reference_beats": int(true_sample.size), "detections": int(peaks.size),
+        "beats": int(keep.sum()), "symbols": value_counts(kept_symbol),
+        "unlabelled": int(np.count_nonzero(pd.isna(kept_symbol))),
+        "dropped": windows.dropped(), "dropped_symbols": _dropped_symbols(windows, symbol),
+        "skipped_non_beat": skipped, "window_samples": config.window.in_samples(fs),
+    }
+    return RecordBeats(record=record.name, lead=record.lead, fs=fs, r_sample=peaks[keep], symbol=kept_symbol,
+                       start=windows.start[keep], end=windows.end[keep], values=values, offsets=offsets,
+                       counts=counts)
+
+
+def segment_christov(record, config: SegmentConfig, database: str = "mitdb") -> RecordBeats:
+    """Beats of one record from Christov R-peak detections (at the record's own sampling rate).
+
+    Detections are refined once to the local QRS extremum within ``segment.christov.refine_ms``
+    (the detector's own refinement is switched off: refining twice walks some peaks further,
+    up to the half-width again), then handled by :func:`segment_detections`.
+    """
+    from dataclasses import replace
+
+    from .christov import DEFAULT_PARAMS, detect_r_peaks, refine_peaks
+
+    fs = float(record.fs)
+    raw_peaks = detect_r_peaks(record.signal, fs, params=replace(DEFAULT_PARAMS, refine_ms=0.0))
+    peaks = refine_peaks(record.signal, raw_peaks, fs, half_width_ms=config.refine_ms)
+    return segment_detections(record, peaks, config, database)
+
+
+def segment_record(record, config: SegmentConfig, database: str = "mitdb") -> RecordBeats:
+    """Beats of one record by ``config.method``."""
+    if config.method == "annotations":
+        return segment_annotations(record, config, database)
+    return segment_christov(record, config, database)
+
+
+# --------------------------------------------------------------------------------------------- report
+
+_SUMMED = ("reference_beats", "beats", "detections", "unlabelled", "tp", "fp", "fn")
+_COUNTED = ("reference_symbols", "symbols", "dropped", "skipped_non_beat")
+
+
+def _add_counts(total: dict[str, int], part: Mapping[str, int]) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + int(v)
+
+
+def _finite_or_none(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def summarise(results: Sequence[RecordBeats], config: SegmentConfig) -> dict[str, Any]:
+    """Per-record and total counts (and detection scores for ``christov``): the stage report."""
+    total: dict[str, Any] = {k: 0 for k in _SUMMED if k in (results[0].counts if results else {})}
+    for k in _COUNTED:
+        total[k] = {}
+    dropped_symbols: dict[str, dict[str, int]] = {}
+    records: dict[str, Any] = {}
+    for res in sorted(results, key=lambda r: r.record):
+        c = res.counts
+        for k in total:
+            if k in _SUMMED:
+                total[k] += int(c.get(k, 0))
+        for k in _COUNTED:
+            _add_counts(total[k], c.get(k, {}))
+        for reason, by_symbol in c.get("dropped_symbols", {}).items():
+            _add_counts(dropped_symbols.setdefault(reason, {}), by_symbol)
+        records[res.record] = {k: _finite_or_none(v) for k, v in c.items()}
+    for k in _COUNTED:
+        total[k] = dict(sorted(total[k].items()))
+    if dropped_symbols:
+        total["dropped_symbols"] = {r: dict(sorted(s.items())) for r, s in sorted(dropped_symbols.items())}
+    total["records"] = len(results)
+    total["records_without_beats"] = [r.record for r in results if r.n_beats == 0]
+    if config.method == "christov":
+        total["sensitivity"] = _ratio(total["tp"], total["tp"] + total["fn"])
+        total["ppv"] = _ratio(total["tp"], total["tp"] + total["fp"])
+    report: dict[str, Any] = {"method": config.method, "params": config.to_json(), "total": total,
+                              "records": records}
+    if config.method == "christov":
+        report["tolerance_ms"] = config.match_tolerance_ms
+    return report
+
+
+def table_metadata(report: Mapping[str, Any], config: SegmentConfig, manifest: Mapping[str, Any]) -> dict:
+    """The ``ecg_beats`` schema metadata: provenance (params, source database) and counts."""
+    total = report["total"]
+    counts = {k: total[k] for k in ("beats", "symbols", "dropped", "records", "records_without_beats")}
+    if config.method == "christov":
+        counts.update({k: total[k] for k in ("unlabelled", "tp", "fp", "fn", "sensitivity", "ppv")})
+    counts["per_record"] = {name: rec["beats"] for name, rec in report["records"].items()}
+    return {
+        "schema_version": 1,
+        "method": config.method,
+        "params": config.to_json(),
+        "database": manifest.get("database", "mitdb"),
+        "version": manifest.get("version"),
+        "counts": counts,
+    }
