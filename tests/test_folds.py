@@ -264,3 +264,41 @@ def test_row_guard(record_plan):
                         by_record=True)
     check_fold_rows(0, beat_id, record, crop, train=np.append(train, test[:1]), val=val, test=test[1:],
                     by_record=False)                      # the beat scheme allows it
+
+
+def test_untrained_class_is_tested_but_never_trained_or_validated():
+    # class 2 (an AAMI Q stand-in) in one record only: K=3 still works since it is not trained
+    recs = [f"1{i:02d}" for i in range(6)]
+    ids = np.array([f"{r}-{j}" for r in recs for j in range(10)], dtype=object)
+    rec = np.array([b.split("-")[0] for b in ids], dtype=object)
+    y = np.tile([0] * 7 + [1] * 3, 6)
+    y[:2] = 2
+    for scheme in ("record", "beat"):
+        plan = make_folds(ids, rec, y, scheme=scheme, k=3, seed=1, validation_fraction=0.3,
+                          classes=("a", "b", "q"), trained=(0, 1))
+        check_plan(plan, ids, rec, y, classes=("a", "b", "q"))
+        tested = np.concatenate([f.test for f in plan.folds])
+        assert sorted(tested.tolist()) == list(range(len(ids)))           # every beat tested once, Q included
+        for f in plan.folds:
+            assert not (y[np.concatenate([f.train, f.val])] == 2).any()
+            assert set(y[f.val]) == {0, 1}                              # validation sees every trained class
+    with pytest.raises(ConfigError, match="class q is in only 1 record"):
+        make_folds(ids, rec, y, scheme="record", k=3, seed=1, validation_fraction=0.3, classes=("a", "b", "q"))
+
+
+def test_record_validation_holds_every_class_with_two_training_records():
+    recs = [f"2{i:02d}" for i in range(8)]
+    ids = np.array([f"{r}-{j}" for r in recs for j in range(20)], dtype=object)
+    rec = np.array([b.split("-")[0] for b in ids], dtype=object)
+    y = np.zeros(len(ids), np.int64)
+    for r, c in zip(recs, (1, 1, 2, 2, 1, 2, 0, 0)):                    # rare classes in few records
+        y[(rec == r) & (np.arange(len(ids)) % 20 < 2)] = c
+    for seed in range(5):
+        plan = make_folds(ids, rec, y, scheme="record", k=2, seed=seed,
+                          validation_fraction=0.05, classes=("a", "b", "c"))
+        for f in plan.folds:
+            train_counts = {c: len(set(rec[f.train][y[f.train] == c]) | set(rec[f.val][y[f.val] == c]))
+                            for c in (0, 1, 2)}
+            for c, n in train_counts.items():
+                if n >= 2:
+                    assert (y[f.val] == c).any(), (seed, f.index, c)

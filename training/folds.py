@@ -66,6 +66,7 @@ class FoldPlan:
     seed: int
     validation_fraction: float
     folds: tuple[Fold, ...]
+    trained: tuple[int, ...] | None = None
 
     def test_fold(self, n_beats: int) -> np.ndarray:
         """Per beat, the fold whose test side holds it (-1: tested in no fold)."""
@@ -118,13 +119,13 @@ def _record_folds(records: np.ndarray, y: np.ndarray, k: int, rng: np.random.Gen
 
 def _carve_by_beat(train: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator,
                    n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified: ``round(fraction * n_c)`` beats of each class, at most ``n_c - 1``."""
+    """Stratified: ``round(fraction * n_c)`` beats of each class, at least 1 and at most ``n_c - 1``."""
     if fraction <= 0:
         return train, train[:0]
     val_parts = []
     for c in range(n_classes):
         idx = train[y[train] == c]
-        n_val = min(int(round(fraction * idx.size)), max(idx.size - 1, 0))
+        n_val = min(max(int(round(fraction * idx.size)), 1), max(idx.size - 1, 0))
         val_parts.append(rng.permutation(idx)[:n_val])
     val = np.sort(np.concatenate(val_parts)) if val_parts else train[:0]
     return train[~np.isin(train, val, assume_unique=True, kind="table")], val
@@ -132,7 +133,11 @@ def _carve_by_beat(train: np.ndarray, y: np.ndarray, fraction: float, rng: np.ra
 
 def _carve_by_record(train: np.ndarray, records: np.ndarray, y: np.ndarray, fraction: float,
                      rng: np.random.Generator, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Whole records, in seeded order, until ``fraction`` of the beats; never a class's last record."""
+    """Whole records: first one holding each class (rarest class first, seeded choice), then more in
+    seeded order until ``fraction`` of the beats; never a class's last record on the training side.
+
+    So the validation records hold every class that occurs in at least two training records.
+    """
     if fraction <= 0:
         return train, train[:0]
     inv, recs = pd.factorize(pd.Series(records[train], dtype=object).astype(str), sort=True)
@@ -141,10 +146,22 @@ def _carve_by_record(train: np.ndarray, records: np.ndarray, y: np.ndarray, frac
     left = present.sum(0)
     target = fraction * len(train)
     taken, chosen = 0, []
-    for r in rng.permutation(len(recs)):
+    order = rng.permutation(len(recs))
+    in_val = np.zeros(n_classes, bool)
+    for c in np.argsort(left, kind="stable"):                # rarest class first
+        if in_val[c] or left[c] < 2:
+            continue
+        for r in order:
+            if present[r, c] and r not in chosen and not np.any(left[present[r]] <= 1):
+                chosen.append(r)
+                left -= present[r]
+                in_val |= present[r]
+                taken += counts[r].sum()
+                break
+    for r in order:
         if taken >= target:
             break
-        if np.any(left[present[r]] <= 1):
+        if r in chosen or np.any(left[present[r]] <= 1):
             continue
         chosen.append(r)
         left -= present[r]
@@ -154,7 +171,8 @@ def _carve_by_record(train: np.ndarray, records: np.ndarray, y: np.ndarray, frac
 
 
 def make_folds(beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *, scheme: str, k: int, seed: int,
-               validation_fraction: float, classes: tuple[str, ...] | None = None) -> FoldPlan:
+               validation_fraction: float, classes: tuple[str, ...] | None = None,
+               trained: tuple[int, ...] | None = None) -> FoldPlan:
     """Assign every beat to the train, validation or test side of each fold.
 
     Parameters
@@ -171,6 +189,10 @@ def make_folds(beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *, sche
         Share of the training side moved to validation, ``0 <= f < 1``.
     classes : tuple of str, optional
         Class names, for error messages.
+    trained : tuple of int, optional
+        The classes a model learns (default: all). Beats of other classes (AAMI ``Q``) are split into
+        test folds like the others but kept off the training and validation sides, and no fold needs
+        them.
 
     Returns
     -------
@@ -204,12 +226,14 @@ def make_folds(beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *, sche
     ids_s, rec_s, y_s = beat_ids[order], records[order].astype(str), y[order]
     rng = np.random.default_rng([seed, 0])
     beat_counts = np.bincount(y_s, minlength=n_classes)
+    required = np.zeros(n_classes, bool)
+    required[list(trained) if trained is not None else slice(None)] = True
 
     if scheme in ("beat", "record"):
         if not isinstance(k, (int, np.integer)) or k < 2:
             raise ConfigError(f"train.folds.k must be an integer >= 2 for the {scheme!r} scheme, got {k!r}")
         if scheme == "beat":
-            short = [(names[c], int(m)) for c, m in enumerate(beat_counts) if m < k]
+            short = [(names[c], int(m)) for c, m in enumerate(beat_counts) if m < k and required[c]]
             if short:
                 raise ConfigError(
                     f"folds 'beat' with k={k}: class(es) " + ", ".join(f"{c} ({m} beats)" for c, m in short)
@@ -225,7 +249,7 @@ def make_folds(beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *, sche
                 raise ConfigError(f"folds 'record' with k={k}: only {len(recs)} records; lower train.folds.k")
             present = _class_counts(inv, y_s, len(recs), n_classes) > 0
             short = [(names[c], recs[present[:, c]].tolist()) for c in range(n_classes)
-                     if present[:, c].sum() < k]
+                     if present[:, c].sum() < k and required[c]]
             if short:
                 raise ConfigError(
                     f"folds 'record' with k={k}: " + "; ".join(
@@ -238,7 +262,7 @@ def make_folds(beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *, sche
         in1, in2 = np.isin(rec_s, DS1), np.isin(rec_s, DS2)
         for side, mask in (("DS1 (train)", in1), ("DS2 (test)", in2)):
             counts = np.bincount(y_s[mask], minlength=n_classes)
-            empty = [names[c] for c in range(n_classes) if counts[c] == 0]
+            empty = [names[c] for c in range(n_classes) if counts[c] == 0 and required[c]]
             if empty:
                 raise ConfigError(f"folds 'ds1ds2': class {', '.join(empty)} has no beats in {side} "
                                   f"(counts {dict(zip(names, counts.tolist()))}); use other labels or folds")
@@ -252,13 +276,14 @@ def make_folds(beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *, sche
             test_s, pool_s = np.flatnonzero(test_fold_s == 0), np.flatnonzero(test_fold_s == -2)
         else:
             test_s, pool_s = np.flatnonzero(test_fold_s == f), np.flatnonzero(test_fold_s != f)
+        pool_s = pool_s[required[y_s[pool_s]]]                  # untrained classes: test side only
         if scheme == "beat":
             train_s, val_s = _carve_by_beat(pool_s, y_s, validation_fraction, frng, n_classes)
         else:
             train_s, val_s = _carve_by_record(pool_s, rec_s, y_s, validation_fraction, frng, n_classes)
         for side, idx in (("training", train_s), ("test", test_s)):
             counts = np.bincount(y_s[idx], minlength=n_classes)
-            empty = [names[c] for c in range(n_classes) if counts[c] == 0]
+            empty = [names[c] for c in range(n_classes) if counts[c] == 0 and required[c]]
             if empty:
                 raise ConfigError(
                     f"folds {scheme!r} (k={k}, seed={seed}), fold {f}: class {', '.join(empty)} has no beats on "
@@ -267,7 +292,7 @@ def make_folds(beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *, sche
         folds.append(Fold(index=f, train=np.sort(order[train_s]), val=np.sort(order[val_s]),
                           test=np.sort(order[test_s])))
     return FoldPlan(scheme=scheme, k=n_folds, seed=seed, validation_fraction=validation_fraction,
-                    folds=tuple(folds))
+                    folds=tuple(folds), trained=None if trained is None else tuple(int(c) for c in trained))
 
 
 def _leak(where: str, problem: str) -> LeakError:
@@ -287,6 +312,24 @@ def _first_shared(codes: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.nd
     return None if hit.size == 0 else str(values[b[hit[0]]])
 
 
+def _check_disjoint(where: str, sides: dict[str, np.ndarray], beats: tuple[np.ndarray, np.ndarray],
+                    records: tuple[np.ndarray, np.ndarray] | None, *, beat_note: str) -> None:
+    """Raise :class:`LeakError` when a beat (or, given ``records``, a record) is on two of ``sides``.
+
+    ``beats`` and ``records`` are ``(codes, values)`` pairs from :func:`_codes`.
+    """
+    names = list(sides)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = _first_shared(*beats, sides[a], sides[b])
+            if both is not None:
+                raise _leak(where, f"beat {both}{beat_note} on both the {a} and {b} sides")
+            if records is not None:
+                both = _first_shared(*records, sides[a], sides[b])
+                if both is not None:
+                    raise _leak(where, f"record {both} on both the {a} and {b} sides")
+
+
 def check_plan(plan: FoldPlan, beat_ids: np.ndarray, records: np.ndarray, y: np.ndarray, *,
                classes: tuple[str, ...] | None = None) -> None:
     """The beat-level guard: raise :class:`LeakError` unless the plan is clean and reproducible.
@@ -303,18 +346,14 @@ def check_plan(plan: FoldPlan, beat_ids: np.ndarray, records: np.ndarray, y: np.
     tested = np.zeros(len(beat_ids), np.int64)
     for fold in plan.folds:
         where = f"folds {plan.scheme!r}, fold {fold.index}"
-        sides = {"train": fold.train, "validation": fold.val, "test": fold.test}
-        names = list(sides)
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                both = _first_shared(bcode, beat_ids, sides[a], sides[b])
-                if both is not None:
-                    raise _leak(where, f"beat {both} on both the {a} and {b} sides")
-                if by_record:
-                    both = _first_shared(rcode, records, sides[a], sides[b])
-                    if both is not None:
-                        raise _leak(where, f"record {both} on both the {a} and {b} sides")
+        _check_disjoint(where, {"train": fold.train, "validation": fold.val, "test": fold.test},
+                        (bcode, beat_ids), (rcode, records) if by_record else None, beat_note="")
         tested[fold.test] += 1
+        if plan.trained is not None:
+            side = np.concatenate([fold.train, fold.val])
+            off = side[~np.isin(np.asarray(y)[side], plan.trained)]
+            if off.size:
+                raise _leak(where, f"beat {beat_ids[off[0]]} of an untrained class on the training side")
         if plan.scheme == "ds1ds2":
             rec_test = records[fold.test].astype(str)
             rec_train = records[np.concatenate([fold.train, fold.val])].astype(str)
@@ -327,7 +366,8 @@ def check_plan(plan: FoldPlan, beat_ids: np.ndarray, records: np.ndarray, y: np.
         bad = int(np.flatnonzero(tested != 1)[0])
         raise _leak(f"folds {plan.scheme!r}", f"beat {beat_ids[bad]} tested {tested[bad]} times (expected once)")
     again = make_folds(beat_ids, records, y, scheme=plan.scheme, k=plan.k if plan.scheme != "ds1ds2" else 1,
-                       seed=plan.seed, validation_fraction=plan.validation_fraction, classes=classes)
+                       seed=plan.seed, validation_fraction=plan.validation_fraction, classes=classes,
+                       trained=plan.trained)
     if not plan.same_as(again):
         raise _leak(f"folds {plan.scheme!r}", "the same params and beats gave a different assignment")
 
@@ -361,17 +401,8 @@ def check_fold_rows(fold: int, beat_id: np.ndarray, record: np.ndarray, crop: np
     for side, rows in (("test", test), ("validation", val)):
         if rows.size and (crop[rows] != 0).any():
             raise _leak(where, f"{side} rows include crops (crop != 0); only originals may be scored")
-    sides = {"train": train, "validation": val, "test": test}
-    names = list(sides)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            both = _first_shared(bcode, beat_id, sides[a], sides[b])
-            if both is not None:
-                raise _leak(where, f"beat {both} (or one of its crops) on both the {a} and {b} sides")
-            if by_record:
-                both = _first_shared(rcode, record, sides[a], sides[b])
-                if both is not None:
-                    raise _leak(where, f"record {both} on both the {a} and {b} sides")
+    _check_disjoint(where, {"train": train, "validation": val, "test": test}, (bcode, beat_id),
+                    (rcode, record) if by_record else None, beat_note=" (or one of its crops)")
     if test_beats is not None:
         scored = pd.Series(beat_id[test].astype(str))
         expected = pd.Series(np.asarray(test_beats, dtype=object).astype(str))

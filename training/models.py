@@ -1,14 +1,20 @@
-"""The CNNs, chosen by ``train.runs.<run>.model``: ``vgg`` (Jun et al. 2018) and ``small_cnn``.
+"""The networks, chosen by ``train.runs.<run>.model``: ``vgg`` (Jun et al. 2018), ``small_cnn`` and ``crnn``.
 
-Both take ``(input_size, input_size, 1)`` images in [0, 1] and end in a float32 softmax (also under
-mixed precision). Layers get the dtype policy explicitly, so building a model never changes Keras'
-global state.
+Every model takes ``(input_size, input_size, 1)`` images in [0, 1] (input ``image``) and, with
+``rhythm_features=F > 0``, a second input ``rhythm`` of F float32 rhythm features (RR-interval
+ratios, :func:`pipelines.rhythm_features`) that pass through a small dense layer and are
+concatenated with the image features before the classifier. Every model ends in a float32 softmax
+(also under mixed precision). Layers get the dtype policy explicitly, so building a model never
+changes Keras' global state.
 
 Examples
 --------
->>> m = build_model("small_cnn", 5, input_size=64)
->>> m.count_params()
-9262685
+>>> build_model("small_cnn", 4, input_size=64).count_params()
+390308
+>>> build_model("small_cnn", 4, input_size=64, rhythm_features=6).count_params()
+390484
+>>> build_model("crnn", 4, input_size=64).count_params()
+405412
 >>> vgg = build_model("vgg", 8, input_size=128, width=1.0)    # the paper's network
 >>> round(vgg.count_params() / 1e6, 1)
 135.4
@@ -20,10 +26,13 @@ from typing import Any
 from pipelines import ConfigError
 
 #: Model names, by ``train.runs.<run>.model``.
-MODELS: tuple[str, ...] = ("vgg", "small_cnn")
+MODELS: tuple[str, ...] = ("vgg", "small_cnn", "crnn")
 
 #: Precision settings of ``train.mixed_precision``.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "mixed_float16", "mixed_bfloat16")
+
+#: Units of the dense layer the rhythm features pass through before the concatenation.
+RHYTHM_UNITS = 16
 
 
 def resolve_precision(setting: str) -> str:
@@ -54,25 +63,53 @@ def _input_shape(input_size: int, data_format: str) -> tuple[int, int, int]:
     return (input_size, input_size, 1) if data_format == "channels_last" else (1, input_size, input_size)
 
 
+def _inputs(input_size: int, data_format: str, rhythm_features: int) -> list[Any]:
+    """The model's inputs: ``image``, and ``rhythm`` when ``rhythm_features > 0``."""
+    import keras
+
+    inputs = [keras.Input(_input_shape(input_size, data_format), name="image")]
+    if rhythm_features:
+        inputs.append(keras.Input((rhythm_features,), name="rhythm"))
+    return inputs
+
+
+def _with_rhythm(features: Any, inputs: list[Any], dtype: str) -> Any:
+    """Concatenate the image features with the rhythm branch (dense ``RHYTHM_UNITS``, ReLU), if any."""
+    from keras import layers
+
+    if len(inputs) < 2:
+        return features
+    r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_fc")(inputs[1])
+    return layers.Concatenate(dtype=dtype, name="with_rhythm")([features, r])
+
+
+def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init: str = "glorot_uniform") -> Any:
+    import keras
+    from keras import layers
+
+    x = layers.Dense(n_classes, kernel_initializer=init, dtype=dtype, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=name)
+
+
 def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str = "float32",
-        data_format: str = "channels_last", bn_momentum: float = 0.99) -> Any:
+        data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0) -> Any:
     """The VGG-like network of Jun et al. 2018 (arXiv:1804.06812).
 
     Three blocks of two 3x3 convolutions (64, 128, 256 filters times ``width``), each convolution
     followed by ELU and batch normalisation, 2x2 max-pooling after each block; then dense 2048 x
-    ``width``, ELU, batch normalisation, dropout 0.5, and a softmax. Glorot-uniform initialisation.
-    At ``width=1.0`` and 128x128 input: 135 M parameters, most of them in the first dense layer.
-    ``data_format="channels_first"`` takes ``(1, size, size)`` input (benchmarks only).
+    ``width``, ELU, batch normalisation, dropout 0.5, [rhythm branch], and a softmax. Glorot-uniform
+    initialisation. At ``width=1.0`` and 128x128 input: 135 M parameters, most of them in the first
+    dense layer. ``data_format="channels_first"`` takes ``(1, size, size)`` input (benchmarks only).
     ``bn_momentum`` is the batch normalisation layers' moving-average momentum (Keras' default 0.99
     needs a few hundred steps before the inference statistics settle: short CPU runs want ~0.9).
     """
-    import keras
     from keras import layers
 
     init = "glorot_uniform"
     fmt, axis = data_format, (-1 if data_format == "channels_last" else 1)
-    inputs = keras.Input(_input_shape(input_size, data_format), name="image")
-    x = inputs
+    inputs = _inputs(input_size, data_format, rhythm_features)
+    x = inputs[0]
     for block, filters in enumerate((64, 128, 256), start=1):
         for i in (1, 2):
             x = layers.Conv2D(_scaled(filters, width), 3, padding="same", kernel_initializer=init,
@@ -85,34 +122,75 @@ def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str
     x = layers.ELU(dtype=dtype, name="fc_elu")(x)
     x = layers.BatchNormalization(momentum=bn_momentum, dtype=dtype, name="fc_bn")(x)
     x = layers.Dropout(0.5, dtype=dtype, name="fc_dropout")(x)
-    x = layers.Dense(n_classes, kernel_initializer=init, dtype=dtype, name="logits")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
-    return keras.Model(inputs, outputs, name="vgg_jun2018")
+    return _head(_with_rhythm(x, inputs, dtype), inputs, n_classes, dtype, "vgg_jun2018", init)
+
+
+def _conv_blocks(x: Any, filters: tuple[int, ...], dtype: str, data_format: str) -> Any:
+    """Blocks of conv 3x3 (same, no bias), batch normalisation, ReLU, 2x2 max-pooling."""
+    from keras import layers
+
+    axis = -1 if data_format == "channels_last" else 1
+    for block, n in enumerate(filters, start=1):
+        x = layers.Conv2D(n, 3, padding="same", use_bias=False, data_format=data_format, dtype=dtype,
+                          name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(axis=axis, momentum=0.9, dtype=dtype, name=f"block{block}_bn")(x)
+        x = layers.ReLU(dtype=dtype, name=f"block{block}_relu")(x)
+        x = layers.MaxPooling2D(2, data_format=data_format, dtype=dtype, name=f"block{block}_pool")(x)
+    return x
 
 
 def small_cnn(n_classes: int, *, input_size: int = 64, dtype: str = "float32",
-              data_format: str = "channels_last") -> Any:
-    """A small CNN: conv 3x3 32 ReLU, 2x2 max-pooling, flatten, dense 300, 100, 60 ReLU, softmax.
+              data_format: str = "channels_last", rhythm_features: int = 0) -> Any:
+    """A small CNN: four blocks (32, 64, 128, 256 filters) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
+    global average pooling, [rhythm branch], dropout 0.3, dense softmax.
 
-    9.3 M parameters at 64x64 input (valid padding), most of them in the first dense layer.
+    0.39 M parameters whatever the input size (global pooling): 390,308 for 4 classes.
     """
-    import keras
     from keras import layers
 
-    inputs = keras.Input(_input_shape(input_size, data_format), name="image")
-    x = layers.Conv2D(32, 3, activation="relu", data_format=data_format, dtype=dtype, name="conv")(inputs)
-    x = layers.MaxPooling2D(2, data_format=data_format, dtype=dtype, name="pool")(x)
-    x = layers.Flatten(dtype=dtype, name="flatten")(x)
-    for units in (300, 100, 60):
-        x = layers.Dense(units, activation="relu", dtype=dtype, name=f"fc{units}")(x)
-    x = layers.Dense(n_classes, dtype=dtype, name="logits")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
-    return keras.Model(inputs, outputs, name="small_cnn")
+    inputs = _inputs(input_size, data_format, rhythm_features)
+    x = _conv_blocks(inputs[0], (32, 64, 128, 256), dtype, data_format)
+    x = layers.GlobalAveragePooling2D(data_format=data_format, dtype=dtype, name="gap")(x)
+    x = _with_rhythm(x, inputs, dtype)
+    x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
+    return _head(x, inputs, n_classes, dtype, "small_cnn")
+
+
+def crnn(n_classes: int, *, input_size: int = 64, dtype: str = "float32", data_format: str = "channels_last",
+         rhythm_features: int = 0) -> Any:
+    """A convolutional-recurrent network: the image's columns are time.
+
+    Three blocks (32, 64, 128 filters) of conv 3x3, batch norm, ReLU, 2x2 max-pooling; the feature map
+    is read column by column (time = width / 8 steps of height / 8 x 128 features) by two LSTM layers
+    of 64 units (the second returns its last state); [rhythm branch], dropout 0.3, dense softmax.
+    405,412 parameters at 64 px and 4 classes (the first LSTM's input grows with the input size).
+    """
+    from keras import layers
+
+    if data_format != "channels_last":
+        raise ConfigError("crnn: only data_format='channels_last' is supported")
+    inputs = _inputs(input_size, data_format, rhythm_features)
+    x = _conv_blocks(inputs[0], (32, 64, 128), dtype, data_format)
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    x = layers.Permute((2, 1, 3), dtype=dtype, name="columns")(x)          # (width, height, channels)
+    x = layers.Reshape((w, h * c), dtype=dtype, name="sequence")(x)
+    x = layers.LSTM(64, return_sequences=True, dtype=dtype, name="lstm1")(x)
+    x = layers.LSTM(64, dtype=dtype, name="lstm2")(x)
+    x = _with_rhythm(x, inputs, dtype)
+    x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
+    return _head(x, inputs, n_classes, dtype, "crnn")
 
 
 def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.0, dtype: str = "float32",
-                data_format: str = "channels_last", bn_momentum: float = 0.99) -> Any:
-    """Build (not compile) model ``name`` for ``n_classes`` classes under dtype policy ``dtype``."""
+                data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0) -> Any:
+    """Build (not compile) model ``name`` for ``n_classes`` classes under dtype policy ``dtype``.
+
+    ``rhythm_features`` > 0 adds the second input ``rhythm`` of that many features.
+    """
+    if isinstance(rhythm_features, bool) or not isinstance(rhythm_features, int) or rhythm_features < 0:
+        raise ConfigError(f"rhythm_features must be an integer >= 0, got {rhythm_features!r}")
+    common = {"input_size": input_size, "dtype": dtype, "data_format": data_format,
+              "rhythm_features": rhythm_features}
     if name == "vgg":
         if not width > 0:
             raise ConfigError(f"train.vgg.width must be > 0, got {width}")
@@ -120,12 +198,12 @@ def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.
             raise ConfigError(f"train.vgg.input_size must be >= 8 (three 2x2 poolings), got {input_size}")
         if not 0 <= bn_momentum < 1:
             raise ConfigError(f"train.vgg.bn_momentum must be in [0, 1), got {bn_momentum}")
-        return vgg(n_classes, input_size=input_size, width=width, dtype=dtype, data_format=data_format,
-                   bn_momentum=bn_momentum)
-    if name == "small_cnn":
-        if input_size < 4:
-            raise ConfigError(f"train.small_cnn.input_size must be >= 4, got {input_size}")
-        return small_cnn(n_classes, input_size=input_size, dtype=dtype, data_format=data_format)
+        return vgg(n_classes, width=width, bn_momentum=bn_momentum, **common)
+    if name in ("small_cnn", "crnn"):
+        smallest = 16 if name == "small_cnn" else 8
+        if input_size < smallest:
+            raise ConfigError(f"train.{name}.input_size must be >= {smallest} (its 2x2 poolings), got {input_size}")
+        return (small_cnn if name == "small_cnn" else crnn)(n_classes, **common)
     raise ConfigError(f"train.runs.<run>.model: unknown model {name!r}; expected one of {list(MODELS)}")
 
 
