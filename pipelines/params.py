@@ -1,8 +1,11 @@
 """``python -m pipelines.params BASE OVERLAY --out OUT``: apply a profile to a params file.
 
-The library is :mod:`pipelines.core.params`; this module keeps the command's public name.
+The library is :mod:`pipelines.core.profiles` (overlay rules: docs/params.md); this module keeps the
+command's public name.
 """
-from .core.params import main
+import sys
+
+from .core.profiles import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The schema of ``params.yaml``: one pydantic model per section (and per nested mapping).
+
+Every model is strict and closed (:class:`Section`): an unknown key is an error, and a value of the
+wrong type is an error, never coerced (``"false"`` is not a boolean, ``128.9`` is not an integer,
+``true`` is not a number; an integer is accepted where a float is expected). Ranges and choices are
+declared on the fields. The names allowed for choices are the pipeline's own (``tests/test_params.py``
+checks them against the modules that use them); this module imports nothing of the pipeline so that
+every stage can validate the whole file cheaply.
+
+A section is optional in a file (a test may write ``{"train": ...}`` only), but a section that is
+present is complete: its required keys must be there. :func:`pipelines.core.params.load_params`
+turns :class:`pydantic.ValidationError` into :class:`~pipelines.core.errors.ConfigError`.
+
+Extending: a new knob is a field on its section's model; a new nested mapping is a new
+:class:`Section` subclass; a new model ``train.<name>`` is a :class:`ModelParams` subclass, a field
+of :class:`TrainParams` named after it, and its name in :data:`MODEL_NAMES`.
+
+Examples
+--------
+>>> RenderParams.model_validate({"size": 64, "crops": {"size": 48, "offsets": [0, 8, 16]}}).crops.size
+48
+>>> from pydantic import ValidationError
+>>> try:
+...     SegmentParams.model_validate({"windw": "jun"})
+... except ValidationError as exc:
+...     print(exc.errors()[0]["type"], exc.errors()[0]["loc"])
+extra_forbidden ('windw',)
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictInt, StrictStr, Tag
+from pydantic import model_validator
+
+#: ``segment.window`` kinds (``pipelines.signal.windows.WINDOW_KINDS``).
+WindowKind = Literal["jun", "midpoint", "fixed"]
+#: Segmentation methods (``pipelines.segment.METHODS``); ``train.runs.<run>.method``.
+Method = Literal["annotations", "christov"]
+#: ``render.engine`` (``pipelines.render.ENGINES``).
+Engine = Literal["raster", "matplotlib"]
+#: ``render.crops.interpolation`` (``pipelines.imaging.crops.INTERPOLATIONS``).
+Interpolation = Literal["linear", "lanczos", "area", "cubic", "nearest"]
+#: ``render.compression`` Parquet codecs (``pipelines.render.COMPRESSIONS``).
+Compression = Literal["zstd", "snappy", "gzip", "brotli", "lz4", "none"]
+#: Label schemes (``pipelines.signal.labels.SCHEMES``).
+LabelScheme = Literal["aami", "jun8", "binary"]
+#: Fold schemes (``training.folds.FOLD_SCHEMES``).
+FoldScheme = Literal["beat", "record", "ds1ds2"]
+#: ``train.mixed_precision`` (``training.models.PRECISIONS``).
+Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
+#: Model names (``training.models.MODELS``): each has a ``train.<name>`` section.
+ModelName = Literal["small_cnn", "vgg"]
+MODEL_NAMES: tuple[str, ...] = ("small_cnn", "vgg")
+
+#: A run name is a DVC stage key (``train@<name>``) and a directory name.
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{value} is not a fraction in [0, 1] (write 0.9905, not 99.05)")
+    return value
+
+
+Fraction = Annotated[float, AfterValidator(_fraction)]
+
+
+class Section(BaseModel):
+    """Base of every params model: strict types, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------------------------- ingest
+
+def _records_kind(value: Any) -> str:
+    return "all" if isinstance(value, str) else "names"
+
+
+class IngestParams(Section):
+    database: NonEmptyStr
+    version: NonEmptyStr
+    records: Annotated[Union[Annotated[Literal["all"], Tag("all")],
+                             Annotated[list[Union[StrictStr, StrictInt]], Field(min_length=1), Tag("names")]],
+                       Discriminator(_records_kind)]
+    annotator: NonEmptyStr
+    fs: Optional[Annotated[Union[StrictInt, float], Field(gt=0)]] = None
+    checksums: Optional[NonEmptyStr]
+
+    @model_validator(mode="after")
+    def _unique_records(self) -> "IngestParams":
+        if isinstance(self.records, list):
+            names = [str(r) for r in self.records]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"records: lists {', '.join(twice)} twice")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- segment
+
+class ChristovSection(Section):
+    refine_ms: Milliseconds = 50.0
+
+
+class SegmentParams(Section):
+    lead: NonEmptyStr = "MLII"
+    window: WindowKind = "jun"
+    jun_gap_ms: Milliseconds = 55.6
+    fixed_before_ms: Milliseconds = 250.0
+    fixed_after_ms: Milliseconds = 400.0
+    match_tolerance_ms: Milliseconds = 150.0
+    extra_symbols: list[NonEmptyStr] = []
+    christov: ChristovSection = ChristovSection()
+
+    @model_validator(mode="after")
+    def _fixed_holds_r(self) -> "SegmentParams":
+        if self.window == "fixed" and self.fixed_after_ms <= 0:
+            raise ValueError("fixed_after_ms: must be > 0 so that a fixed window holds its R-peak")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------- render
+
+class CropsSection(Section):
+    materialise: bool = True
+    size: Annotated[int, Field(gt=0)] = 96
+    offsets: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=3, max_length=3)] = [0, 16, 32]
+    interpolation: Interpolation = "linear"
+    skip_symbols: list[NonEmptyStr] = ["N"]
+
+
+class RenderParams(Section):
+    engine: Engine = "raster"
+    size: Annotated[int, Field(ge=8, le=4096)] = 128
+    margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
+    line_width: PositiveFloat = 1.5
+    crops: CropsSection = CropsSection()
+    shard_mb: PositiveFloat = 100.0
+    row_group_rows: Annotated[int, Field(ge=1)] = 4096
+    compression: Compression = "zstd"
+    png_level: Annotated[int, Field(ge=0, le=9)] = 2
+    scheduler: Optional[NonEmptyStr] = None
+    workers: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _crops_fit(self) -> "RenderParams":
+        crop, size = self.crops.size, self.size
+        if crop > size:
+            raise ValueError(f"crops.size: {crop} is larger than render.size={size}")
+        if any(o + crop > size for o in self.crops.offsets):
+            raise ValueError(f"crops.offsets: {self.crops.offsets} put a {crop}-pixel crop outside the "
+                             f"{size}-pixel image")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- gallery
+
+class GalleryParams(Section):
+    per_class: Annotated[int, Field(ge=1)] = 6
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+class PerSchemeK(Section):
+    """``train.folds.k`` per fold scheme (``ds1ds2`` is always one fold)."""
+
+    beat: Annotated[int, Field(ge=2)]
+    record: Annotated[int, Field(ge=2)]
+
+
+def _k_kind(value: Any) -> str:
+    return "per scheme" if isinstance(value, dict) else "one K"
+
+
+class FoldsSection(Section):
+    k: Annotated[Union[Annotated[Annotated[int, Field(ge=2)], Tag("one K")],
+                       Annotated[PerSchemeK, Tag("per scheme")]], Discriminator(_k_kind)]
+    validation_fraction: Annotated[float, Field(ge=0, lt=1)]
+
+    def k_for(self, scheme: str) -> int:
+        """K of ``scheme`` (1 for ``ds1ds2``).
+
+        >>> FoldsSection(k={"beat": 10, "record": 5}, validation_fraction=0.1).k_for("record")
+        5
+        """
+        if scheme == "ds1ds2":
+            return 1
+        return self.k if isinstance(self.k, int) else getattr(self.k, scheme)
+
+
+class RunSection(Section):
+    """One training run (``train.runs.<name>``): one DVC stage ``train@<name>``."""
+
+    model: ModelName
+    method: Method
+    folds: FoldScheme
+    labels: LabelScheme
+
+
+class ModelParams(Section):
+    """Hyperparameters of ``train.<model>`` shared by every model."""
+
+    input_size: Annotated[int, Field(ge=8)]
+    batch_size: Annotated[int, Field(ge=1)]
+    epochs: Annotated[int, Field(ge=1)]
+    learning_rate: PositiveFloat
+    patience: Annotated[int, Field(ge=0)]
+    max_train_images: Annotated[int, Field(ge=0)]
+
+
+class VggParams(ModelParams):
+    width: PositiveFloat = 1.0
+    bn_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.99
+
+
+def _max_ratio(value: float) -> float:
+    if not (value == 0 or value >= 1):
+        raise ValueError(f"must be 0 (no cap) or >= 1, got {value}")
+    return value
+
+
+class TrainParams(Section):
+    seed: Annotated[int, Field(ge=0)]
+    folds: FoldsSection
+    crops: Literal["originals", "all"]
+    class_weight: Literal["balanced", "none"]
+    class_weight_max_ratio: Annotated[float, AfterValidator(_max_ratio)] = 0.0
+    runs: Annotated[dict[str, RunSection], Field(min_length=1)]
+    small_cnn: Optional[ModelParams] = None
+    vgg: Optional[VggParams] = None
+    mixed_precision: Precision
+    shuffle_buffer: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _runs_resolve(self) -> "TrainParams":
+        for name, run in self.runs.items():
+            if not RUN_NAME.match(name):
+                raise ValueError(f"runs.{name}: a run name is letters, digits, '_', '.', '-' (a DVC stage key)")
+            if getattr(self, run.model) is None:
+                raise ValueError(f"runs.{name}.model: {run.model!r} needs a train.{run.model} section")
+        return self
+
+    def model_params(self, model: str) -> ModelParams:
+        """The ``train.<model>`` section."""
+        return getattr(self, model)
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+
+class Figures(Section):
+    """Figures given for a class, or overall, as fractions in [0, 1]."""
+
+    sensitivity: Optional[Fraction] = None
+    specificity: Optional[Fraction] = None
+    ppv: Optional[Fraction] = None
+    f1: Optional[Fraction] = None
+    auc: Optional[Fraction] = None
+
+
+class ClassFigures(Figures):
+    @model_validator(mode="after")
+    def _some(self) -> "ClassFigures":
+        if not self.model_fields_set:
+            raise ValueError("give at least one of sensitivity, specificity, ppv, f1, auc")
+        return self
+
+
+class PublishedEntry(Figures):
+    """One published result (``evaluate.published[i]``), figures as fractions."""
+
+    source: NonEmptyStr
+    labels: Optional[LabelScheme] = None
+    folds: Optional[FoldScheme] = None
+    accuracy: Optional[Fraction] = None
+    classes: dict[str, ClassFigures] = {}
+    note: Optional[StrictStr] = None
+
+
+class EvaluateParams(Section):
+    published: list[PublishedEntry] = []
+
+
+# ------------------------------------------------------------------------------------------------- file
+
+class Params(Section):
+    """The whole ``params.yaml``; each section optional, complete when present."""
+
+    ingest: Optional[IngestParams] = None
+    segment: Optional[SegmentParams] = None
+    render: Optional[RenderParams] = None
+    gallery: Optional[GalleryParams] = None
+    train: Optional[TrainParams] = None
+    evaluate: Optional[EvaluateParams] = None
+
+
+#: Section name -> its model (the top-level keys of params.yaml).
+SECTIONS: dict[str, type[Section]] = {
+    "ingest": IngestParams, "segment": SegmentParams, "render": RenderParams,
+    "gallery": GalleryParams, "train": TrainParams, "evaluate": EvaluateParams,
+}
