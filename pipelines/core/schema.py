@@ -51,8 +51,8 @@ FoldScheme = Literal["beat", "record", "ds1ds2"]
 #: ``train.mixed_precision`` (``training.models.PRECISIONS``).
 Precision = Literal["auto", "fp32", "mixed_float16", "mixed_bfloat16"]
 #: Model names (``training.models.MODELS``): each has a ``train.<name>`` section.
-ModelName = Literal["small_cnn", "vgg"]
-MODEL_NAMES: tuple[str, ...] = ("small_cnn", "vgg")
+ModelName = Literal["small_cnn", "vgg", "crnn"]
+MODEL_NAMES: tuple[str, ...] = ("small_cnn", "vgg", "crnn")
 
 #: A run name is a DVC stage key (``train@<name>``) and a directory name.
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -118,6 +118,8 @@ class SegmentParams(Section):
     match_tolerance_ms: Milliseconds = 150.0
     extra_symbols: list[NonEmptyStr] = []
     christov: ChristovSection = ChristovSection()
+    scheduler: Optional[NonEmptyStr] = None          # execution only: where records run, not what is written
+    workers: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _fixed_holds_r(self) -> "SegmentParams":
@@ -202,6 +204,14 @@ class RunSection(Section):
     method: Method
     folds: FoldScheme
     labels: LabelScheme
+    rhythm: bool = False                               # second input: RR-interval features of the shards
+    train_classes: Optional[Annotated[list[NonEmptyStr], Field(min_length=2)]] = None   # default: all but AAMI Q
+
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> "RunSection":
+        if self.train_classes is not None and len(set(self.train_classes)) != len(self.train_classes):
+            raise ValueError(f"train_classes: lists a class twice: {self.train_classes}")
+        return self
 
 
 class ModelParams(Section):
@@ -232,9 +242,11 @@ class TrainParams(Section):
     crops: Literal["originals", "all"]
     class_weight: Literal["balanced", "none"]
     class_weight_max_ratio: Annotated[float, AfterValidator(_max_ratio)] = 0.0
+    logit_adjustment: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     runs: Annotated[dict[str, RunSection], Field(min_length=1)]
     small_cnn: Optional[ModelParams] = None
     vgg: Optional[VggParams] = None
+    crnn: Optional[ModelParams] = None
     mixed_precision: Precision
     shuffle_buffer: Annotated[int, Field(ge=1)]
 
