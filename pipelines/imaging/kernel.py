@@ -170,3 +170,16 @@ def render_spans_into(values, offsets, out, left, right, top, bottom, y0, scale,
                 if r16 == b:
                     v = bot_grey[col]
                 row[col] = v
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_medians(values, offsets):  # pragma: no cover - compiled
+    """Median of each segment ``values[offsets[i]:offsets[i + 1]]`` (non-empty), as float64.
+
+    An even-length segment's median is the mean of its two middle values (as :func:`numpy.median`).
+    """
+    n = offsets.size - 1
+    out = np.empty(n, np.float64)
+    for i in range(n):
+        out[i] = np.median(values[offsets[i]:offsets[i + 1]])
+    return out
