@@ -44,6 +44,8 @@ PUBLIC_API: dict[str, str] = {
     "usable_cpus": "pipelines.core.system",
     "load_params": "pipelines.core.params",
     "params_hash": "pipelines.core.params",
+    "load_config": "pipelines.core.params",
+    "validate_section": "pipelines.core.params",
     # records
     "read_record": "pipelines.records.reader",
     "load_record": "pipelines.records.reader",

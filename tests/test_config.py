@@ -1,10 +1,10 @@
-"""training.config: K per fold scheme."""
+"""training.config: a run's settings come from the validated ``train`` section (K per fold scheme)."""
 from __future__ import annotations
 
 import pytest
 
 from pipelines.core.errors import ConfigError
-from pipelines.core.params import load_params
+from pipelines.core.params import load_config, load_params
 from training.config import run_config
 
 
@@ -23,15 +23,43 @@ def test_default_params_give_the_papers_k_for_beats():
     assert run_config(train, "small_cnn-record").k == 5 and run_config(train, "vgg-ds1ds2").k == 1
 
 
+def test_the_typed_section_and_its_dict_give_the_same_run():
+    typed = load_config("params.yaml").train
+    for run in typed.runs:
+        assert run_config(typed, run) == run_config(load_params("params.yaml", "train"), run)
+
+
 def test_one_integer_applies_to_both_schemes():
     train = _train(3)
     assert [run_config(train, s).k for s in ("beat", "record", "ds1ds2")] == [3, 3, 1]
 
 
-@pytest.mark.parametrize("k, match", [({"beat": 10, "records": 5}, r"unknown key\(s\) \['records'\] in train.folds.k"),
-                                      ({"beat": 10}, "train.folds.k.record is missing"),
-                                      ({"beat": 1, "record": 5}, "train.folds.k.beat must be an integer >= 2"),
-                                      (1, "train.folds.k must be an integer >= 2")])
+def test_vgg_keys_reach_the_run_and_other_models_take_the_defaults():
+    train = load_params("params.yaml", "train")
+    vgg = run_config(train, "vgg-ds1ds2")
+    assert (vgg.width, vgg.bn_momentum) == (train["vgg"]["width"], train["vgg"]["bn_momentum"])
+    cnn = run_config(train, "small_cnn-record")
+    assert (cnn.width, cnn.bn_momentum, cnn.learning_rate) == (1.0, 0.99, train["small_cnn"]["learning_rate"])
+
+
+@pytest.mark.parametrize("k, match", [
+    ({"beat": 10, "records": 5}, r"train.folds.k.records: unknown key \(did you mean 'record'\?\)"),
+    ({"beat": 10}, r"train.folds.k.record: missing"),
+    ({"beat": 1, "record": 5}, r"train.folds.k.beat: must be >= 2, got 1"),
+    (1, r"train.folds.k: must be >= 2, got 1"),
+    (2.5, r"train.folds.k: expected an integer, got 2.5"),
+])
 def test_bad_k_is_a_config_error(k, match):
     with pytest.raises(ConfigError, match=match):
         run_config(_train(k), "record")
+
+
+def test_unknown_run_and_bad_train_classes_are_named():
+    train = _train(3)
+    with pytest.raises(ConfigError, match=r"no run 'nope' under train.runs \(have \['beat', 'ds1ds2', 'record'\]\)"):
+        run_config(train, "nope")
+    train["runs"]["record"]["train_classes"] = ["N", "X"]
+    with pytest.raises(ConfigError, match=r"train.runs.record.train_classes: \['X'\] are not classes of labels"):
+        run_config(train, "record")
+    train["runs"]["record"]["train_classes"] = ["N", "V"]
+    assert run_config(train, "record").train_classes == ("N", "V")

@@ -1,4 +1,6 @@
-"""The settings of one training run, resolved and checked from the ``train`` section of params.yaml.
+"""The settings of one training run, resolved from the validated ``train`` section of params.yaml.
+
+The keys, types and ranges are the schema's (:mod:`pipelines.core.schema`, docs/params.md).
 
 Examples
 --------
@@ -8,21 +10,20 @@ Examples
 ...          "small_cnn": {"input_size": 32, "batch_size": 8, "epochs": 1, "learning_rate": 0.001,
 ...                        "patience": 1, "max_train_images": 0}}
 >>> cfg = run_config(train, "r")
->>> cfg.model, cfg.k, cfg.input_size, cfg.width
-('small_cnn', 2, 32, 1.0)
+>>> cfg.model, cfg.k, cfg.input_size, cfg.width, cfg.train_classes, cfg.rhythm
+('small_cnn', 2, 32, 1.0, ('N', 'S', 'V', 'F'), False)
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipelines import SCHEMES, ConfigError, params_hash
+from pipelines import ConfigError, class_names, params_hash, validate_section
 
-from .folds import FOLD_SCHEMES
-from .models import MODELS, PRECISIONS
-
-#: Hyperparameter keys of ``train.<model>`` (optional ``width`` and ``bn_momentum`` for vgg only).
-MODEL_KEYS = {"input_size", "batch_size", "epochs", "learning_rate", "patience", "max_train_images"}
+#: Classes no run trains unless ``train.runs.<run>.train_classes`` names them, per label scheme: AAMI Q
+#: (paced, fusion of paced, unclassifiable beats) counts only toward detection in EC57.
+UNTRAINED_BY_DEFAULT: dict[str, tuple[str, ...]] = {"aami": ("Q",)}
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class RunConfig:
     width: float = 1.0
     bn_momentum: float = 0.99
     class_weight_max_ratio: float = 0.0
+    rhythm: bool = False
+    train_classes: tuple[str, ...] = ()
+    logit_adjustment: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,93 +63,58 @@ class RunConfig:
         return params_hash(self.as_dict())
 
 
-def _get(section: dict, key: str, where: str) -> Any:
-    if not isinstance(section, dict) or key not in section:
-        raise ConfigError(f"params.yaml: {where}.{key} is missing")
-    return section[key]
+def _train_classes(chosen: list[str] | None, labels: str, where: str) -> tuple[str, ...]:
+    """The classes a run trains, in the label scheme's order (the schema checked the list's shape).
 
-
-def _int(value: Any, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"params.yaml: {where} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _choice(value: Any, where: str, choices) -> str:
-    if value not in choices:
-        raise ConfigError(f"params.yaml: {where} must be one of {list(choices)}, got {value!r}")
-    return str(value)
-
-
-def _fold_k(folds: dict[str, Any], scheme: str) -> int:
-    """K of ``scheme``: ``train.folds.k`` as one integer for every scheme, or per scheme as
-    ``{beat: 10, record: 5}``; ``ds1ds2`` is always one fold (train DS1, test DS2).
-
-    >>> _fold_k({"k": {"beat": 10, "record": 5}}, "beat"), _fold_k({"k": 3}, "record"), _fold_k({"k": 3}, "ds1ds2")
-    (10, 3, 1)
+    >>> _train_classes(None, "aami", "r"), _train_classes(["V", "N"], "aami", "r")
+    (('N', 'S', 'V', 'F'), ('N', 'V'))
     """
-    value = _get(folds, "k", "train.folds")
-    if isinstance(value, dict):
-        unknown = set(value) - {"beat", "record"}
-        if unknown:
-            raise ConfigError(f"params.yaml: unknown key(s) {sorted(unknown)} in train.folds.k (beat, record)")
-        ks = {s: _int(v, f"train.folds.k.{s}", 2) for s, v in value.items()}
-        if scheme == "ds1ds2":
-            return 1
-        if scheme not in ks:
-            raise ConfigError(f"params.yaml: train.folds.k.{scheme} is missing")
-        return ks[scheme]
-    k = _int(value, "train.folds.k", 2)
-    return 1 if scheme == "ds1ds2" else k
+    every = class_names(labels)
+    if chosen is None:
+        return tuple(c for c in every if c not in UNTRAINED_BY_DEFAULT.get(labels, ()))
+    if not set(chosen) <= set(every):
+        raise ConfigError(f"params.yaml: {where}.train_classes: {sorted(set(chosen) - set(every))} are not "
+                          f"classes of labels {labels!r} {list(every)}")
+    return tuple(c for c in every if c in chosen)
 
 
-def run_config(train: dict[str, Any], run: str) -> RunConfig:
-    """Resolve run ``run`` of the ``train`` params section; raise :class:`ConfigError` naming bad keys."""
-    runs = _get(train, "runs", "train")
-    if run not in (runs or {}):
-        raise ConfigError(f"params.yaml: no run {run!r} under train.runs (have {sorted(runs or {})})")
-    spec = runs[run]
-    where = f"train.runs.{run}"
-    model = _choice(_get(spec, "model", where), f"{where}.model", MODELS)
-    hyper = _get(train, model, "train")
-    unknown = set(hyper) - MODEL_KEYS - ({"width", "bn_momentum"} if model == "vgg" else set())
-    if unknown:
-        raise ConfigError(f"params.yaml: unknown key(s) {sorted(unknown)} in train.{model}")
-    folds = _get(train, "folds", "train")
-    fraction = _get(folds, "validation_fraction", "train.folds")
-    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-        raise ConfigError(f"params.yaml: train.folds.validation_fraction must be in [0, 1), got {fraction!r}")
-    lr = _get(hyper, "learning_rate", f"train.{model}")
-    if not isinstance(lr, (int, float)) or lr <= 0:
-        raise ConfigError(f"params.yaml: train.{model}.learning_rate must be > 0, got {lr!r}")
-    width = hyper.get("width", 1.0) if model == "vgg" else 1.0
-    if not isinstance(width, (int, float)) or width <= 0:
-        raise ConfigError(f"params.yaml: train.vgg.width must be > 0, got {width!r}")
-    momentum = hyper.get("bn_momentum", 0.99) if model == "vgg" else 0.99
-    if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-        raise ConfigError(f"params.yaml: train.vgg.bn_momentum must be in [0, 1), got {momentum!r}")
-    max_ratio = train.get("class_weight_max_ratio", 0)
-    if isinstance(max_ratio, bool) or not isinstance(max_ratio, (int, float)) or not (max_ratio == 0 or max_ratio >= 1):
-        raise ConfigError(f"params.yaml: train.class_weight_max_ratio must be 0 (no cap) or >= 1, got {max_ratio!r}")
-    scheme = _choice(_get(spec, "folds", where), f"{where}.folds", FOLD_SCHEMES)
+def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
+    """Resolve run ``run`` of the ``train`` params section.
+
+    ``train`` is the section as a mapping (validated here with :func:`pipelines.validate_section`)
+    or the already validated section (``pipelines.load_config(path).train``).
+
+    Raises
+    ------
+    ConfigError
+        A key of the section is unknown, ill-typed or out of range (named by its dotted path), or
+        there is no run ``run``.
+    """
+    if isinstance(train, Mapping):
+        train = validate_section("train", train)
+    if run not in train.runs:
+        raise ConfigError(f"params.yaml: no run {run!r} under train.runs (have {sorted(train.runs)})")
+    spec = train.runs[run]
+    hyper = train.model_params(spec.model)
     return RunConfig(
-        run=run, model=model, method=str(_get(spec, "method", where)),
-        folds=scheme,
-        labels=_choice(_get(spec, "labels", where), f"{where}.labels", SCHEMES),
-        k=_fold_k(folds, scheme),
-        seed=_int(_get(train, "seed", "train"), "train.seed", 0),
-        validation_fraction=float(fraction),
-        crops=_choice(_get(train, "crops", "train"), "train.crops", ("originals", "all")),
-        class_weight=_choice(_get(train, "class_weight", "train"), "train.class_weight", ("balanced", "none")),
-        mixed_precision=_choice(_get(train, "mixed_precision", "train"), "train.mixed_precision", PRECISIONS),
-        shuffle_buffer=_int(_get(train, "shuffle_buffer", "train"), "train.shuffle_buffer", 1),
-        input_size=_int(_get(hyper, "input_size", f"train.{model}"), f"train.{model}.input_size", 8),
-        batch_size=_int(_get(hyper, "batch_size", f"train.{model}"), f"train.{model}.batch_size", 1),
-        epochs=_int(_get(hyper, "epochs", f"train.{model}"), f"train.{model}.epochs", 1),
-        learning_rate=float(lr),
-        patience=_int(_get(hyper, "patience", f"train.{model}"), f"train.{model}.patience", 0),
-        max_train_images=_int(_get(hyper, "max_train_images", f"train.{model}"), f"train.{model}.max_train_images", 0),
-        width=float(width),
-        bn_momentum=float(momentum),
-        class_weight_max_ratio=float(max_ratio),
+        run=run, model=spec.model, method=spec.method, folds=spec.folds, labels=spec.labels,
+        k=train.folds.k_for(spec.folds),
+        seed=train.seed,
+        validation_fraction=float(train.folds.validation_fraction),
+        crops=train.crops,
+        class_weight=train.class_weight,
+        mixed_precision=train.mixed_precision,
+        shuffle_buffer=train.shuffle_buffer,
+        input_size=hyper.input_size,
+        batch_size=hyper.batch_size,
+        epochs=hyper.epochs,
+        learning_rate=float(hyper.learning_rate),
+        patience=hyper.patience,
+        max_train_images=hyper.max_train_images,
+        width=float(getattr(hyper, "width", 1.0)),
+        bn_momentum=float(getattr(hyper, "bn_momentum", 0.99)),
+        class_weight_max_ratio=float(train.class_weight_max_ratio),
+        rhythm=spec.rhythm,
+        train_classes=_train_classes(spec.train_classes, spec.labels, f"train.runs.{run}"),
+        logit_adjustment=float(train.logit_adjustment),
     )
