@@ -80,12 +80,17 @@ PUBLIC_API: dict[str, str] = {
     "nine_crops": "pipelines.imaging.crops",
     "crop_windows": "pipelines.imaging.crops",
     # formats
-    "read_manifest": "pipelines.formats.shards",
-    "verify_shards": "pipelines.formats.shards",
-    "iter_batches": "pipelines.formats.shards",
-    "encode_png": "pipelines.formats.shards",
-    "decode_png": "pipelines.formats.shards",
-    "decode_images": "pipelines.formats.shards",
+    "read_manifest": "pipelines.formats.manifest",
+    "verify_shards": "pipelines.formats.manifest",
+    "open_image_set": "pipelines.formats.imageset",
+    "ImageFiles": "pipelines.formats.imageset",
+    "iter_batches": "pipelines.formats.imageset",
+    "shard_paths": "pipelines.formats.imageset",
+    "encode_png": "pipelines.formats.png",
+    "decode_png": "pipelines.formats.png",
+    "decode_images": "pipelines.formats.png",
+    "read_beats": "pipelines.formats.beats",
+    "verify_beats": "pipelines.formats.beats",
 }
 
 __all__ = sorted(PUBLIC_API)

@@ -4,7 +4,7 @@ The format's owner is :mod:`pipelines.formats.shards`; this module keeps the com
 """
 import sys
 
-from .formats.shards import main
+from .formats.manifest import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,9 @@
 """Build tiny image-shard directories (the render stage's public format) for the training tests.
 
-``write_shards(root, {"100": {"N": 20, "V": 5}, ...})`` writes ``part-0000i-of-0000n.parquet`` shards
-(rows sorted by record, r_sample, crop; PNG 8-bit grayscale images) and a ``manifest.json`` with the
-SHA-256 of every shard, as ``datasets/images/<method>/`` holds them.
+``write_shards(root, {"100": {"N": 20, "V": 5}, ...})`` writes ``data/<config>/<split>-i-of-N.parquet``
+shards with the render stage's writer (rows sorted by record, r_sample, crop; PNG 8-bit grayscale
+images) and its ``manifest.json`` (SHA-256 of every shard, totals), as ``datasets/images/<method>/``
+holds them.
 """
 from __future__ import annotations
 
@@ -15,14 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.core.files import sha256_file
-from pipelines.signal.labels import map_symbols
+import pyarrow.compute  # noqa: F401 (pa.compute)
 
-SCHEMA = pa.schema([
-    ("beat_id", pa.string()), ("record", pa.string()), ("r_sample", pa.int64()), ("symbol", pa.string()),
-    ("aami", pa.string()), ("jun8", pa.string()), ("crop", pa.int8()),
-    ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-])
+from pipelines.formats.layout import DatasetWriter
+from pipelines.formats.manifest import build_manifest, count_rows
+from pipelines.formats.shards import dataset_metadata, shard_schema
+from pipelines.signal.labels import map_symbols
 
 #: Row (fraction of the image height) of the trace's peak per symbol, so that classes look different.
 _PEAK_ROW = {"N": 0.2, "L": 0.3, "R": 0.35, "V": 0.8, "A": 0.25, "/": 0.6, "E": 0.7, "!": 0.5, "F": 0.65,
@@ -62,7 +61,8 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
     crops : iterable of str, optional
         Symbols whose beats get the nine crop rows (crop 1..9); None writes originals only.
     n_shards, row_group_rows : int
-        Shard count and Parquet row-group size (small, so that streaming by row group is exercised).
+        About how many shards the largest (config, split) gets, and the Parquet row-group size (small,
+        so that streaming by row group is exercised).
     manifest : bool
         Write ``manifest.json`` (with the SHA-256 of every shard), laid out as the render stage's.
     crop_params : dict, optional
@@ -95,20 +95,28 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
         "r_sample": [r[1] for r in rows], "symbol": symbols, "aami": list(aami), "jun8": list(jun8),
         "crop": [r[3] for r in rows], "image": [{"bytes": encode_png(r[4]), "path": None} for r in rows],
     }
-    table = pa.Table.from_pydict(cols, schema=SCHEMA)
-    bounds = np.linspace(0, n, n_shards + 1).round().astype(int)
-    entries = []
-    for k in range(n_shards):
-        name = f"part-{k:05d}-of-{n_shards:05d}.parquet"
-        part = table.slice(bounds[k], bounds[k + 1] - bounds[k])
-        pq.write_table(part, root / name, row_group_size=row_group_rows, compression="zstd")
-        entries.append({"file": name, "rows": part.num_rows, "sha256": sha256_file(root / name)})
+    table = pa.Table.from_pydict(cols, schema=shard_schema())
+    row_bytes = np.array([len(v["bytes"]) for v in cols["image"]], dtype=np.int64)
+    # the render stage's writer and manifest: data/<config>/<split>-i-of-N.parquet; n_shards bounds the
+    # PNG payload per shard, so the largest (config, split) gets about n_shards shards
+    writer = DatasetWriter(root, shard_schema(), target_bytes=max(1, int(row_bytes.sum()) // max(n_shards, 1)),
+                           row_group_rows=row_group_rows)
+    writer.add(table, row_bytes)
+    infos = writer.close()
     if manifest:
         crops_cfg = {"materialise": bool(crop_symbols), "size": max(size * 3 // 4, 1),
                      "offsets": [0, size // 8, size // 4], "interpolation": "linear", "skip_symbols": ["N"]}
         if crop_params:
             crops_cfg.update(crop_params)
-        doc = {"method": method, "params": {"size": size, "crops": crops_cfg}, "rows": n, "shards": entries}
+        originals = table.filter(pa.compute.equal(table.column("crop"), 0))
+        augment = np.isin(originals.column("beat_id").to_numpy(zero_copy_only=False),
+                          table.filter(pa.compute.greater(table.column("crop"), 0)).column("beat_id").to_numpy(
+                              zero_copy_only=False))
+        counts = count_rows(originals, augment, range(10) if crop_symbols else range(1))
+        params = {"size": size, "crops": crops_cfg, "row_group_rows": row_group_rows}
+        doc = build_manifest(method=method, params=params, params_hash="test", input={"file": "none", "sha256": "",
+                             "beats": originals.num_rows}, counts=counts, exclusions={}, shard_infos=infos,
+                             metadata=dataset_metadata(image_shape=(size, size)), num_beats=originals.num_rows)
         (root / "manifest.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return root
 

@@ -1,4 +1,4 @@
-"""Image-shard format: PNG encoding, the shard writer's splitting, metadata, counts, verification."""
+"""Image-shard format: PNG encoding, the shard writer's splitting, the (config, split) layout, metadata."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.formats import shards
+from pipelines.formats import layout, shards
 from pipelines.core.errors import ChecksumError, DataError
 
 
@@ -135,18 +135,80 @@ def test_writer_huge_target_gives_one_shard_and_empty_gives_one_empty_shard(tmp_
     assert pq.read_table(tmp_path / "empty" / infos[0].name).schema.equals(shards.shard_schema())
 
 
-def test_writer_rejects_tables_not_starting_with_a_beat(tmp_path):
+def test_writer_rejects_a_beat_continued_from_the_previous_table(tmp_path):
     table, nbytes = rows_table([("100", 1, 9)])
     w = shards.ShardWriter(tmp_path, shards.shard_schema(), target_bytes=10, row_group_rows=4)
-    with pytest.raises(ValueError, match="crop 0"):
-        w.add(table.slice(1), nbytes[1:])
+    w.add(table.slice(0, 3), nbytes[:3])
+    with pytest.raises(ValueError, match="100-1 continues"):
+        w.add(table.slice(3), nbytes[3:])
     w.abort()
+
+
+def test_writer_cuts_crop_only_rows_at_beats(tmp_path):
+    """The crops config has no crop-0 rows: beats are told apart by beat_id."""
+    table, nbytes = rows_table([("100", 10 * i, 9) for i in range(12)])
+    keep = np.flatnonzero(table.column("crop").to_numpy() > 0)
+    crops = table.take(pa.array(keep))
+    infos = write(tmp_path / "c", crops, nbytes[keep], [27, 54], target_bytes=4_000, row_group_rows=8, prefix="train")
+    assert len(infos) > 2 and all(s.rows % 9 == 0 and s.beats == s.rows // 9 for s in infos)
+    assert [s.name for s in infos] == [shards.shard_name(i, len(infos), "train") for i in range(len(infos))]
+    assert not list((tmp_path / "c").glob(".*"))  # no temporary names left
 
 
 def test_shard_name():
     assert shards.shard_name(3, 12) == "part-00003-of-00012.parquet"
+    assert shards.parse_shard_name(shards.shard_name(3, 12, "paced")) == ("paced", 3, 12)
     with pytest.raises(ValueError):
         shards.shard_name(12, 12)
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+def test_split_of_records_follows_the_inter_patient_split():
+    from pipelines.signal.labels import DS1, DS2, PACED_RECORDS
+
+    codes = layout.split_codes(pa.array([*DS1, *DS2, *PACED_RECORDS, "x"]))
+    names = [list(layout.SPLITS)[c] for c in codes]
+    assert names == ["train"] * len(DS1) + ["test"] * len(DS2) + ["paced"] * 4 + ["other"]
+    assert layout.config_of(0) == "originals" and layout.config_of(9) == "crops"
+
+
+def test_dataset_writer_routes_rows_by_config_and_split(tmp_path):
+    beats = [("100", 10 * i, 9 * (i % 2)) for i in range(8)] + [("101", 10 * i, 9 * (i % 3 == 0)) for i in range(9)] \
+        + [("102", 5, 9), ("x7", 3, 0)]
+    table, nbytes = rows_table(beats)
+    writer = layout.DatasetWriter(tmp_path, shards.shard_schema(), target_bytes=6_000, row_group_rows=8)
+    starts = np.flatnonzero(table.column("crop").to_numpy() == 0)
+    cuts = [0, int(starts[5]), int(starts[11]), table.num_rows]  # beat-aligned batches
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        writer.add(table.slice(a, b - a), nbytes[a:b])
+    infos = writer.close()
+    assert writer.rows == table.num_rows == sum(s.rows for s in infos)
+    seen = []
+    for s in infos:
+        assert s.name.startswith(f"data/{s.config}/{s.split}-")
+        part = pq.read_table(tmp_path / s.name)
+        crop = part.column("crop").to_numpy()
+        assert (crop == 0).all() if s.config == "originals" else (crop > 0).all()
+        splits = {layout.split_of(r) for r in part.column("record").to_pylist()}
+        assert splits == {s.split}
+        keys = list(zip(part.column("record").to_pylist(), part.column("r_sample").to_pylist(), crop.tolist()))
+        assert keys == sorted(keys)
+        seen += part.column("beat_id").to_pylist()
+    assert {(s.config, s.split) for s in infos} == {("originals", "train"), ("originals", "test"),
+                                                   ("originals", "paced"), ("originals", "other"),
+                                                   ("crops", "test"), ("crops", "train"), ("crops", "paced")}
+    assert sorted(seen) == sorted(table.column("beat_id").to_pylist())
+    # a beat's rows never straddle two shards
+    owner = {}
+    for s in infos:
+        for beat in set(pq.read_table(tmp_path / s.name, columns=["beat_id"]).column(0).to_pylist()):
+            assert owner.setdefault((s.config, beat), s.name) == s.name
+
+
+def test_dataset_writer_without_rows_writes_one_empty_originals_shard(tmp_path):
+    infos = layout.DatasetWriter(tmp_path, shards.shard_schema(), target_bytes=10, row_group_rows=4).close()
+    assert [(s.name, s.rows) for s in infos] == [("data/originals/train-00000-of-00001.parquet", 0)]
 
 
 # ------------------------------------------------------------------------------------------------ metadata
@@ -171,62 +233,3 @@ def test_hf_features_match_datasets_library():
         "crop": datasets.Value("int8"), "image": datasets.Image()})
     assert datasets.Features.from_dict(shards.hf_features()) == features
     assert features.arrow_schema.field("image").type == shards.IMAGE_TYPE
-
-
-def test_count_rows():
-    t = pa.table({"record": ["100", "100", "101", "101"], "symbol": ["N", "V", "A", None],
-                  "aami": ["N", "V", "S", None], "jun8": ["NOR", "PVC", "APC", None]})
-    c = shards.count_rows(t, np.array([False, True, True, False]), range(10))
-    assert c["classes"]["aami"]["V"] == {**{str(k): 1 for k in range(10)}, "total": 10}
-    assert c["classes"]["aami"]["unlabelled"] == {**{"0": 1}, **{str(k): 0 for k in range(1, 10)}, "total": 1}
-    assert c["crops"] == {"0": 4, **{str(k): 2 for k in range(1, 10)}}
-    assert c["records"] == {"100": {"beats": 2, "rows": 11, "aami": {"N": 1, "V": 1}},
-                            "101": {"beats": 2, "rows": 11, "aami": {"S": 1, "unlabelled": 1}}}
-    originals = shards.count_rows(t, np.zeros(4, bool), range(1))
-    assert originals["crops"] == {"0": 4} and originals["classes"]["symbol"]["N"] == {"0": 1, "total": 1}
-
-
-# ------------------------------------------------------------------------------------------------ verify
-
-@pytest.fixture()
-def dataset(tmp_path):
-    from pipelines.render import RenderConfig, run_render
-    from tests.test_render_stage import RECORDS, write_beats_table
-
-    beats = write_beats_table(tmp_path / "beats.parquet", RECORDS)
-    out = tmp_path / "images"
-    run_render("annotations", beats, out, RenderConfig.from_params({"workers": 1, "shard_mb": 0.05}))
-    return out
-
-
-def test_verify_accepts_the_stage_output(dataset):
-    manifest = shards.verify_shards(dataset)
-    assert manifest["rows"] == sum(b.num_rows for b in shards.iter_batches(dataset, ["beat_id"]))
-    assert len(shards.shard_paths(dataset)) == len(manifest["shards"]) > 1
-
-
-def test_verify_detects_a_changed_shard(dataset):
-    path = shards.shard_paths(dataset)[1]
-    blob = bytearray(path.read_bytes())
-    blob[100] ^= 0xFF
-    path.write_bytes(bytes(blob))
-    with pytest.raises(ChecksumError, match="sha256"):
-        shards.verify_shards(dataset)
-    shards.verify_shards(dataset, check_hash=False)  # size and footer intact: only the hash tells
-
-
-def test_verify_detects_missing_and_extra_shards(dataset):
-    paths = shards.shard_paths(dataset)
-    extra = dataset / "part-00099-of-00099.parquet"
-    extra.write_bytes(paths[0].read_bytes())
-    with pytest.raises(DataError, match="differ from manifest"):
-        shards.verify_shards(dataset)
-    extra.unlink()
-    paths[-1].unlink()
-    with pytest.raises(DataError):
-        shards.verify_shards(dataset)
-
-
-def test_missing_manifest(tmp_path):
-    with pytest.raises(DataError, match="no manifest.json"):
-        shards.read_manifest(tmp_path)

@@ -1,15 +1,14 @@
-"""Open an image-shard directory: verify its shards and read the metadata of every row.
+"""Open an image set for training: the verified shards, the row index, the image size and crop settings.
 
-Only the small columns are read here (``beat_id``, ``record``, ``r_sample``, ``symbol``, ``aami``,
-``jun8``, ``crop``) plus, for every row, where its image lives (shard, row group, offset in the
-group). The PNG bytes stay on disk; :mod:`training.data` streams them by row group.
+The format and its checks belong to :mod:`pipelines.formats` (:func:`pipelines.open_image_set`, which
+runs the manifest verifier); this module adds what training needs on top: the SHA-256 of
+``manifest.json`` (the data's identity), the image size, and the render stage's crop settings. The
+PNG bytes stay on disk; :mod:`training.data` streams them by row group.
 
 Examples
 --------
 >>> images = open_images("datasets/images/annotations")          # doctest: +SKIP
 >>> y, classes, dropped = label_rows(images.rows, "aami")           # doctest: +SKIP
->>> shard_entries({"shards": [{"file": "part-00000-of-00001.parquet", "sha256": "ab12"}]}, "m")
-[('part-00000-of-00001.parquet', 'ab12')]
 """
 from __future__ import annotations
 
@@ -18,43 +17,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines import (JUN8_MAP, PACED_RECORDS, ChecksumError, ConfigError, DataError, class_indices, class_names,
-                       map_symbols, sha256_file)
+from pipelines import (JUN8_MAP, PACED_RECORDS, ConfigError, DataError, class_indices, class_names, decode_png,
+                       map_symbols, open_image_set, sha256_file)
 
-#: Metadata columns every image shard must have (besides ``image``).
+#: Metadata columns every image shard has (besides ``image``).
 META_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", "crop")
 
 
 @dataclass(frozen=True)
 class ImageSet:
-    """An opened image-shard directory.
+    """An opened image set.
 
     Attributes
     ----------
     root : Path
         The directory (``datasets/images/<method>``).
     shards : tuple of Path
-        The shard files, in manifest order.
+        The shard files, in manifest order (config, split, index).
     manifest : dict
-        ``manifest.json`` as read.
+        ``manifest.json`` as verified.
     data_hash : str
         SHA-256 of ``manifest.json`` (which holds the SHA-256 of every shard).
     rows : pandas.DataFrame
-        One row per image row of the shards, in shard order: the metadata columns plus ``shard``,
-        ``row_group`` and ``offset`` (position of the row inside its row group).
+        One row per image row of the shards, in shard order: the metadata columns plus ``config``,
+        ``split``, ``shard``, ``row_group`` and ``offset`` (position of the row inside its row group).
     image_size : int
         Side of the stored images, in pixels (from the first image).
     crops_materialised : bool
         True when the shards hold the crop rows (crop 1..9): ``params.crops.materialise`` of the
-        manifest, else whether any row has crop > 0.
+        manifest.
     crop_params : dict
         ``size``, ``offsets``, ``interpolation``, ``skip_symbols`` of the render stage's crops (from the
-        manifest when it records them, else the recipe's defaults), for crops made at load time.
+        manifest's ``params.crops``), for crops made at load time.
     """
 
     root: Path
@@ -70,135 +68,51 @@ class ImageSet:
 _DEFAULT_CROPS = {"size": 96, "offsets": [0, 16, 32], "interpolation": "linear", "skip_symbols": ["N"]}
 
 
-def shard_entries(manifest: dict[str, Any], where: str) -> list[tuple[str, str | None]]:
-    """``(file name, sha256)`` of every shard listed in a manifest.
-
-    Accepts ``"shards"`` as a list of objects (``file``/``name``/``path`` + ``sha256``) or as a mapping
-    ``{name: sha256}`` / ``{name: {"sha256": ...}}``.
-    """
-    shards = manifest.get("shards")
-    entries: list[tuple[str, str | None]] = []
-    if isinstance(shards, dict):
-        for name, value in shards.items():
-            sha = value if isinstance(value, str) else (value or {}).get("sha256")
-            entries.append((str(name), sha))
-    elif isinstance(shards, list):
-        for item in shards:
-            if isinstance(item, str):
-                entries.append((item, None))
-                continue
-            name = item.get("file") or item.get("name") or item.get("path")
-            if not name:
-                raise DataError(where, f"manifest.json: a shard entry has no file name: {item!r}")
-            entries.append((str(name), item.get("sha256")))
-    else:
-        raise DataError(where, "manifest.json lists no shards (no 'shards' key); rerun the render stage")
-    if not entries:
-        raise DataError(where, "manifest.json lists no shards; rerun the render stage")
-    return entries
-
-
 def _crop_params(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The render stage's crop settings as recorded in the manifest (several layouts accepted)."""
-    params = manifest.get("params") or {}
-    for candidate in (params.get("crops"), (params.get("render") or {}).get("crops"), manifest.get("crops")):
-        if isinstance(candidate, dict) and ("size" in candidate or "offsets" in candidate):
-            return {**_DEFAULT_CROPS, **{k: candidate[k] for k in _DEFAULT_CROPS if k in candidate}}
-    return dict(_DEFAULT_CROPS)
+    """The render stage's crop settings, as the manifest records them (``params.crops``)."""
+    crops = (manifest.get("params") or {}).get("crops") or {}
+    return {**_DEFAULT_CROPS, **{k: crops[k] for k in _DEFAULT_CROPS if k in crops}}
 
 
 def open_images(root: str | Path, *, verify: bool = True) -> ImageSet:
-    """Open ``root``, check that every shard of its manifest is there (and its SHA-256), read metadata.
+    """Open and verify an image set (:func:`pipelines.open_image_set`); add what training needs.
 
     Parameters
     ----------
     root : path
-        An image-shard directory with ``manifest.json``.
+        An image set directory with ``manifest.json``.
     verify : bool
-        Verify the SHA-256 of every shard (about 1 s per GB).
+        Re-hash every shard (about 1 s per GB); every other check runs anyway.
 
     Raises
     ------
     DataError
-        Missing manifest or shard, unlisted ``part-*.parquet`` file, missing column, empty shard set,
-        a beat without its original (crop 0) row, a duplicated beat.
+        Anything the format's verifier finds (missing manifest or shard, unlisted file, a shard
+        missing from its split, totals that do not add up, a wrong schema, a beat without its
+        original row), no rows, an undecodable first image.
     ChecksumError
-        A shard whose SHA-256 differs from the manifest's.
+        A shard whose SHA-256 differs from the manifest's, or that the manifest does not pin.
     """
-    root = Path(root)
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise DataError(str(root), "no manifest.json: not an image-shard directory (run the render stage)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(str(manifest_path), f"not valid JSON ({exc})") from None
-    entries = shard_entries(manifest, str(manifest_path))
-    listed = {name for name, _ in entries}
-    for extra in sorted(p.name for p in root.glob("part-*.parquet")):
-        if extra not in listed:
-            raise DataError(str(root / extra), "shard not listed in manifest.json (stale output? rerun render)")
-    shards = []
-    for name, sha in entries:
-        path = root / name
-        if not path.is_file():
-            raise DataError(str(path), "shard listed in manifest.json is missing (incomplete copy? `dvc pull`/rerun render)")
-        if verify and sha:
-            actual = sha256_file(path)
-            if actual != sha:
-                raise ChecksumError(str(path), f"SHA-256 {actual[:12]}... differs from manifest.json's {sha[:12]}...")
-        shards.append(path)
-
-    frames = []
-    for i, path in enumerate(shards):
-        pf = pq.ParquetFile(path)
-        names = set(pf.schema_arrow.names)
-        missing = [c for c in (*META_COLUMNS, "image") if c not in names]
-        if missing:
-            raise DataError(str(path), f"missing column(s) {missing}")
-        table = pf.read(columns=list(META_COLUMNS))
-        sizes = np.array([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)], dtype=np.int64)
-        frame = table.to_pandas()
-        frame["shard"] = np.int32(i)
-        frame["row_group"] = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-        frame["offset"] = np.arange(sizes.sum(), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        frames.append(frame)
-    rows = pd.concat(frames, ignore_index=True)
-    if rows.empty:
-        raise DataError(str(root), "the shards hold no rows")
-    for col in ("beat_id", "record", "symbol", "aami", "jun8"):
-        rows[col] = rows[col].astype(object).where(rows[col].notna(), None)
-    rows["crop"] = rows["crop"].astype(np.int8)
-    rows["record"] = rows["record"].astype(str)
-
-    originals = rows["crop"].to_numpy() == 0
-    dup = rows.loc[originals, "beat_id"].duplicated()
-    if dup.any():
-        bad = rows.loc[originals, "beat_id"][dup.to_numpy()].iloc[0]
-        raise DataError(str(root), f"beat {bad} has more than one original (crop 0) row")
-    orphan = ~rows["beat_id"].isin(rows.loc[originals, "beat_id"])
-    if orphan.any():
-        bad = rows.loc[orphan, "beat_id"].iloc[0]
-        raise DataError(str(root), f"beat {bad} has crop rows but no original (crop 0) row")
-    bad_crop = (rows["crop"] < 0) | (rows["crop"] > 9)
-    if bad_crop.any():
-        raise DataError(str(root), f"crop values outside 0..9: {sorted(set(rows.loc[bad_crop, 'crop']))}")
-
-    image_size = _first_image_size(shards[0])
-    data_hash = sha256_file(manifest_path)
-    declared = ((manifest.get("params") or {}).get("crops") or {}).get("materialise")
-    materialised = declared if isinstance(declared, bool) else bool((rows["crop"] > 0).any())
-    return ImageSet(root=root, shards=tuple(shards), manifest=manifest, data_hash=data_hash, rows=rows,
-                    image_size=image_size, crops_materialised=materialised, crop_params=_crop_params(manifest))
+    files = open_image_set(root, verify=verify)
+    if files.rows.empty:
+        raise DataError(str(files.root), "the shards hold no rows")
+    first = files.shards[int(files.rows["shard"].iat[0])]
+    image_size = _first_image_size(first)
+    data_hash = sha256_file(files.root / "manifest.json")
+    declared = ((files.manifest.get("params") or {}).get("crops") or {}).get("materialise")
+    materialised = declared if isinstance(declared, bool) else bool((files.rows["crop"] > 0).any())
+    return ImageSet(root=files.root, shards=files.shards, manifest=files.manifest, data_hash=data_hash,
+                    rows=files.rows, image_size=image_size, crops_materialised=materialised,
+                    crop_params=_crop_params(files.manifest))
 
 
 def _first_image_size(path: Path) -> int:
     pf = pq.ParquetFile(path)
-    table = pf.read_row_group(0, columns=["image"])
-    png = table.column("image").combine_chunks().field("bytes")[0].as_py()
-    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) if png else None
-    if img is None or img.ndim != 2 or img.shape[0] != img.shape[1]:
-        raise DataError(str(path), "first image is not a square 8-bit grayscale PNG")
+    table = pf.read_row_group(0, columns=["beat_id", "image"])
+    where = f"{path} beat {table.column('beat_id')[0].as_py()}"
+    img = decode_png(table.column("image").combine_chunks().field("bytes")[0].as_py(), where)
+    if img.ndim != 2 or img.shape[0] != img.shape[1]:
+        raise DataError(where, f"first image is {img.shape}, not a square 8-bit grayscale PNG")
     return int(img.shape[0])
 
 

@@ -2,16 +2,18 @@
 
 Both are pure functions of the manifest (:func:`pipelines.formats.shards.build_manifest`), so they are
 byte-identical whenever the shards are. The card has Hugging Face YAML front matter (licence,
-``configs`` pointing at ``part-*.parquet``, features), the source and licence of the data with
+``configs``: ``originals`` (the default) and ``crops``, each with ``data_files`` per split ``train``
+(DS1), ``test`` (DS2) and ``paced``; features), the source and licence of the data with
 their citations, the schema, counts, and loading snippets for pandas, pyarrow, dask, tf.data,
 Hugging Face ``datasets`` and ``mlcroissant`` that run as written from the repository root.
-``croissant.json`` is MLCommons Croissant 1.0: a ``FileSet`` of the shards and a ``RecordSet`` whose
-``image`` field reads the PNG bytes out of the ``image`` struct column (``transform: jsonPath
-bytes``), which ``mlcroissant`` turns into PIL images.
+``croissant.json`` is MLCommons Croissant 1.0: one ``FileSet`` and one ``RecordSet`` per (config,
+split), e.g. ``originals-train``, whose ``image`` field reads the PNG bytes out of the ``image``
+struct column (``transform: jsonPath bytes``), which ``mlcroissant`` turns into PIL images.
 
 Examples
 --------
 >>> card = dataset_card({"method": "annotations", "rows": 0, "beats": 0, "bytes": 0, "shards": [],
+...     "layout": {"data_dir": "data", "configs": {}},
 ...     "params": {"engine": "raster", "size": 128, "crops": {"materialise": False}}, "params_hash": "x",
 ...     "input": {"file": "annotations.parquet", "sha256": "0" * 64, "beats": 0},
 ...     "counts": {"classes": {"aami": {}, "jun8": {}, "symbol": {}}, "crops": {"0": 0}},
@@ -30,6 +32,8 @@ import yaml
 
 from . import shards
 from ..core.files import atomic_path, sha256_file
+from .layout import CONFIGS, DEFAULT_CONFIG, SPLITS, data_files
+from .manifest import MANIFEST_NAME
 
 #: Licence of MIT-BIH (PhysioNet), inherited by the images.
 LICENSE_ID = "odc-by"
@@ -103,6 +107,10 @@ _FIELD_DOCS: dict[str, tuple[str, str]] = {
 
 DEFAULT_ROOT = "datasets/images/{method}"
 
+_SPLIT_DOCS = {"train": "Split train (DS1 records)", "test": "Split test (DS2 records)",
+               "paced": "Split paced (records 102, 104, 107, 217)", "other": "Split other (records of no MIT-BIH split)"}
+_CONFIG_DOCS = {"originals": "original images (crop 0)", "crops": "crop images (crop 1..9)"}
+
 
 def _size_category(n: int) -> str:
     for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
@@ -112,8 +120,18 @@ def _size_category(n: int) -> str:
     return "10M<n<100M"
 
 
+def layout_of(manifest: Mapping[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    """``{config: {split: {"shards", "rows", "beats"}}}`` of the manifest, configs and splits in order."""
+    configs = (manifest.get("layout") or {}).get("configs") or {}
+    return {c: {s: configs[c][s] for s in SPLITS if s in configs[c]} for c in CONFIGS if configs.get(c)}
+
+
 def front_matter(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Hugging Face dataset-card YAML metadata."""
+    """Hugging Face dataset-card YAML metadata: one config per crop kind, one split per patient group.
+
+    ``load_dataset(<dir>)`` loads the default config ``originals`` with its splits ``train`` (DS1),
+    ``test`` (DS2) and ``paced``; ``load_dataset(<dir>, "crops")`` the crops.
+    """
     features = []
     for field in shards.SCHEMA:
         dtype = "image" if field.type == shards.IMAGE_TYPE else str(field.type)
@@ -124,13 +142,14 @@ def front_matter(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "task_categories": ["image-classification"],
         "tags": ["ecg", "electrocardiogram", "arrhythmia", "mit-bih", "physionet", "medical"],
         "size_categories": [_size_category(int(manifest["rows"]))],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "part-*.parquet"}]}],
-        "dataset_info": {
-            "features": features,
-            "splits": [{"name": "train", "num_bytes": int(manifest["bytes"]), "num_examples": int(manifest["rows"])}],
-            "download_size": int(manifest["bytes"]),
-            "dataset_size": int(manifest["bytes"]),
-        },
+        "configs": [
+            {"config_name": config, **({"default": True} if config == DEFAULT_CONFIG else {}),
+             "data_files": [{"split": split, "path": data_files(config, split)} for split in splits]}
+            for config, splits in layout_of(manifest).items()],
+        "dataset_info": [
+            {"config_name": config, "features": [dict(f) for f in features],
+             "splits": [{"name": split, "num_examples": int(n["rows"])} for split, n in splits.items()]}
+            for config, splits in layout_of(manifest).items()],
     }
 
 
@@ -163,27 +182,27 @@ import pandas as pd
 from PIL import Image
 
 {r}
-files = sorted(glob.glob(f"{{root}}/part-*.parquet"))
-df = pd.read_parquet(files, columns=["beat_id", "record", "aami", "crop", "image"])
+train = sorted(glob.glob(f"{{root}}/data/originals/train-*.parquet"))  # or pd.read_parquet(f"{{root}}/data/originals")
+df = pd.read_parquet(train, columns=["beat_id", "record", "aami", "crop", "image"])
 img = Image.open(io.BytesIO(df["image"].iloc[0]["bytes"]))  # PIL image, mode "L"
 print(len(df), img.size, img.mode, df["aami"].value_counts().to_dict())""",
         "pyarrow": f"""import glob
 import pyarrow.dataset as ds
 
 {r}
-dataset = ds.dataset(sorted(glob.glob(f"{{root}}/part-*.parquet")), format="parquet")
-originals = dataset.to_table(columns=["beat_id", "aami", "image"], filter=ds.field("crop") == 0)
+dataset = ds.dataset(sorted(glob.glob(f"{{root}}/data/originals/test-*.parquet")), format="parquet")
+originals = dataset.to_table(columns=["beat_id", "aami", "image"], filter=ds.field("aami") == "V")
 print(originals.num_rows, dataset.schema.field("image").type)""",
         "dask": f"""import dask.dataframe as dd
 
 {r}
-ddf = dd.read_parquet(f"{{root}}/part-*.parquet", columns=["record", "aami", "crop"])
+ddf = dd.read_parquet(f"{{root}}/data/*/*.parquet", columns=["record", "aami", "crop"])
 print(ddf.groupby(["aami", "crop"]).size().compute().head())""",
         "huggingface": f"""from datasets import load_dataset
 
 {r}
-ds = load_dataset("parquet", data_files=f"{{root}}/part-*.parquet", split="train")
-# or, with this card's `configs`: load_dataset(root, split="train")
+splits = load_dataset(root)               # this card's default config: originals, splits train/test/paced
+ds = splits["train"]                      # DS1; splits["test"] is DS2; load_dataset(root, "crops") the crops
 example = ds[0]
 print(ds.features["image"], example["image"].size, example["image"].mode, example["aami"], example["crop"])""",
         "tf.data": f"""import glob
@@ -194,7 +213,7 @@ import tensorflow as tf
 classes = ["N", "S", "V", "F", "Q"]  # manifest.json "classes"["aami"]
 
 def rows():
-    for path in sorted(glob.glob(f"{{root}}/part-*.parquet")):
+    for path in sorted(glob.glob(f"{{root}}/data/originals/train-*.parquet")):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024, columns=["aami", "crop", "image"]):
             aami, crop = batch.column("aami").to_pylist(), batch.column("crop").to_pylist()
             png = batch.column("image").field("bytes").to_pylist()
@@ -211,8 +230,8 @@ print(images.shape, images.dtype, labels[:8].numpy())""",
 
 {r}
 dataset = mlc.Dataset(jsonld=f"{{root}}/croissant.json")
-record = next(iter(dataset.records("images")))
-print(record["images/beat_id"], record["images/aami"], record["images/image"].size)""",
+record = next(iter(dataset.records("originals-train")))
+print(record["originals-train/beat_id"], record["originals-train/aami"], record["originals-train/image"].size)""",
     }
 
 
@@ -260,11 +279,17 @@ def dataset_card(manifest: Mapping[str, Any], root: str | None = None) -> str:
     ]
     out += [f"- {c}" for c in CITATIONS[:2]]
     out += ["", "and, for the beat-image recipe:", "", f"- {CITATIONS[2]}", ""]
+    layout = layout_of(manifest)
     out += ["## Files", "",
-            f"- `part-00000-of-{len(manifest['shards']):05d}.parquet` ... : {len(manifest['shards'])} Parquet shard(s), "
-            f"{manifest['bytes'] / 1e6:,.1f} MB, rows sorted by (record, r_sample, crop); the rows of one beat "
-            f"are in one shard. Row groups of {params.get('row_group_rows')} rows, `{params.get('compression')}` "
-            "compression.",
+            f"- `data/<config>/<split>-00000-of-0000N.parquet`: {len(manifest['shards'])} Parquet shard(s), "
+            f"{manifest['bytes'] / 1e6:,.1f} MB, rows sorted by (record, r_sample, crop) within each shard; the "
+            f"rows of one beat are in one shard. Row groups of {params.get('row_group_rows')} rows, "
+            f"`{params.get('compression')}` compression. Configs: `originals` (crop 0, the default) and `crops` "
+            "(crops 1..9); splits: the inter-patient split of de Chazal et al. (2004), `train` = DS1, "
+            "`test` = DS2, and `paced` = records 102, 104, 107, 217 (left out of both by AAMI EC57).", "",
+            _table(["config", "split", "shards", "images", "beats"],
+                   [[f"`{c}`", f"`{s}`", n["shards"], f"{n['rows']:,}", f"{n['beats']:,}"]
+                    for c, splits in layout.items() for s, n in splits.items()]), "",
             "- `manifest.json`: params, input provenance, counts per class x crop and per record, exclusions, "
             "schema, SHA-256 of every shard.",
             "- `croissant.json`: MLCommons Croissant 1.0 metadata.", "",
@@ -294,8 +319,8 @@ def dataset_card(manifest: Mapping[str, Any], root: str | None = None) -> str:
                     for rec, e in manifest["records"].items()]),
             "", "</details>", "", "## Loading", "",
             f"Every snippet runs as written from the repository root (set `root` to wherever the "
-            f"directory is). Shards are plain Parquet: select `part-*.parquet`, not the directory, "
-            "since the directory also holds this card and the JSON files.", ""]
+            f"directory is). Shards are plain Parquet under `data/`; point readers at `data/<config>` or its "
+            "files, not at the directory itself, which also holds this card and the JSON files.", ""]
     titles = {"pandas": "pandas", "pyarrow": "pyarrow", "dask": "dask", "huggingface": "Hugging Face `datasets`",
               "tf.data": "TensorFlow `tf.data`", "croissant": "Croissant (`mlcroissant`)"}
     for key, code in snippets(root).items():
@@ -318,26 +343,36 @@ def croissant(manifest: Mapping[str, Any], shard_dir: str | os.PathLike | None =
     method = manifest["method"]
     name = f"mitdb-beat-images-{method}"
     distribution: list[dict[str, Any]] = []
-    if shard_dir is not None and (Path(shard_dir) / shards.MANIFEST_NAME).is_file():
+    if shard_dir is not None and (Path(shard_dir) / MANIFEST_NAME).is_file():
         distribution.append({
             "@type": "cr:FileObject", "@id": "manifest.json", "name": "manifest.json",
             "description": "Params, counts, exclusions and the SHA-256 of every shard.",
             "contentUrl": "manifest.json", "encodingFormat": "application/json",
-            "sha256": sha256_file(Path(shard_dir) / shards.MANIFEST_NAME),
+            "sha256": sha256_file(Path(shard_dir) / MANIFEST_NAME),
         })
-    distribution.append({
-        "@type": "cr:FileSet", "@id": "parquet-shards", "name": "parquet-shards",
-        "description": "The image shards (SHA-256 of each in manifest.json).",
-        "encodingFormat": "application/x-parquet", "includes": "part-*.parquet",
-    })
-    fields = []
-    for f in shards.SCHEMA:
-        dtype, doc = _FIELD_DOCS[f.name]
-        source: dict[str, Any] = {"fileSet": {"@id": "parquet-shards"}, "extract": {"column": f.name}}
-        if f.name == "image":
-            source["transform"] = {"jsonPath": "bytes"}
-        fields.append({"@type": "cr:Field", "@id": f"images/{f.name}", "name": f.name, "description": doc,
-                       "dataType": dtype, "source": source})
+    record_sets = []
+    for config, splits in layout_of(manifest).items():
+        for split, n in splits.items():
+            name = f"{config}-{split}"
+            distribution.append({
+                "@type": "cr:FileSet", "@id": f"files-{name}", "name": f"files-{name}",
+                "description": f"The {config} image shards of split {split!r} (SHA-256 of each in manifest.json).",
+                "encodingFormat": "application/x-parquet", "includes": data_files(config, split),
+            })
+            fields = []
+            for f in shards.SCHEMA:
+                dtype, doc = _FIELD_DOCS[f.name]
+                source: dict[str, Any] = {"fileSet": {"@id": f"files-{name}"}, "extract": {"column": f.name}}
+                if f.name == "image":
+                    source["transform"] = {"jsonPath": "bytes"}
+                fields.append({"@type": "cr:Field", "@id": f"{name}/{f.name}", "name": f.name,
+                               "description": doc, "dataType": dtype, "source": source})
+            record_sets.append({
+                "@type": "cr:RecordSet", "@id": name, "name": name,
+                "description": f"{_SPLIT_DOCS[split]}: {n['rows']:,} {_CONFIG_DOCS[config]} of {n['beats']:,} beats, "
+                               "sorted by (record, r_sample, crop) within each shard.",
+                "field": fields,
+            })
     return {
         "@context": CROISSANT_CONTEXT,
         "@type": "sc:Dataset",
@@ -353,12 +388,7 @@ def croissant(manifest: Mapping[str, Any], shard_dir: str | os.PathLike | None =
         "isBasedOn": SOURCE_URL,
         "keywords": ["ECG", "arrhythmia", "MIT-BIH", "beat classification", "images"],
         "distribution": distribution,
-        "recordSet": [{
-            "@type": "cr:RecordSet", "@id": "images", "name": "images",
-            "description": "One record per image (crop 0 the original, 1..9 the crops), sorted by "
-                           "(record, r_sample, crop).",
-            "field": fields,
-        }],
+        "recordSet": record_sets,
     }
 
 

@@ -1,4 +1,4 @@
-"""Image shards: the public Parquet format of ``datasets/images/<method>/``.
+"""Image shards: the columns, metadata and Parquet writer of ``datasets/images/<method>/``.
 
 One row per image. Columns (see ``docs/dataset.md``):
 
@@ -15,22 +15,15 @@ crop       int8                                    0 = original image, 1..9 = th
 image      struct<bytes: binary, path: string>     PNG, 8-bit grayscale; ``path`` is null
 ========== ======================================= ==============================================
 
-Rows are sorted by (record, r_sample, crop); the rows of one beat never straddle two shards.
-The ``image`` struct is how Hugging Face ``datasets`` stores its ``Image`` feature, and the schema
-metadata key ``huggingface`` holds the features JSON, so ``datasets.load_dataset("parquet", ...)``
-returns PIL images. The key ``ecg_images`` holds the class lists and the crop names.
+Rows are sorted by (record, r_sample, crop) within each shard; the rows of one beat never straddle
+two shards. The ``image`` struct is how Hugging Face ``datasets`` stores its ``Image`` feature, and
+the schema metadata key ``huggingface`` holds the features JSON, so ``datasets.load_dataset`` returns
+PIL images. The key ``ecg_images`` holds the class lists and the crop names.
 
-Shards are named ``part-00000-of-00012.parquet`` (five digits each). ``manifest.json`` beside them
-holds the SHA-256 of each shard; :func:`verify_shards` checks a directory against it.
-
-Examples
---------
->>> import numpy as np
->>> data, offsets = encode_png(np.zeros((2, 8, 8), np.uint8))
->>> offsets.tolist()[0], len(offsets)
-(0, 3)
->>> decode_png(data[offsets[0]:offsets[1]]).shape
-(8, 8)
+Where the shards go (``data/<config>/<split>-00000-of-00004.parquet``) is
+:mod:`pipelines.formats.layout`; the manifest and its verification are
+:mod:`pipelines.formats.manifest`; PNG coding is :mod:`pipelines.formats.png`. Their public names are
+also reachable from this module, as before the split.
 """
 from __future__ import annotations
 
@@ -39,38 +32,27 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import cv2
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..core.errors import ChecksumError, DataError
 from ..core.files import sha256_file
 from ..signal.labels import AAMI_CLASSES, JUN8_CLASSES
+from .png import (DEFAULT_PNG_LEVEL, IMAGE_TYPE, PNG_FILTER, decode_images, decode_png,  # noqa: F401 (re-exported)
+                  encode_png, image_array)
 
-#: Version of the image-shard format (bumped on any change of columns or metadata).
-FORMAT_VERSION = 1
+#: Version of the image-shard format (bumped on any change of columns, metadata or layout).
+#: 2: shards under ``data/<config>/<split>-*.parquet`` (originals / crops x train / test / paced).
+FORMAT_VERSION = 2
 
 #: Schema metadata key of the Hugging Face features JSON.
 HF_METADATA_KEY = "huggingface"
 
 #: Schema metadata key of our own dataset-level JSON (class lists, crop names, image format).
 METADATA_KEY = "ecg_images"
-
-#: zlib level of the PNG encoder (``cv2.IMWRITE_PNG_COMPRESSION``). Measured by
-#: ``benchmarks/bench_render_stage.py`` on real beat images (see ``docs/benchmarks/render_stage.md``):
-#: levels 1-3 encode at the same speed, levels above 3 are 1.5-20x slower for files 5-20 % smaller.
-DEFAULT_PNG_LEVEL = 2
-
-#: PNG row filter: none. Beat images are a thin line on a flat background; libpng's default
-#: adaptive filtering tries every filter on every row, doubling the encoding time for larger files.
-PNG_FILTER = "none"
-
-#: The ``image`` column type: exactly Hugging Face ``datasets.Image``'s Arrow storage.
-IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
 #: Names of the crops, indexed by the ``crop`` column (rows {0,16,32} x columns {0,16,32}, row-major).
 CROP_NAMES: tuple[str, ...] = (
@@ -95,16 +77,19 @@ SCHEMA = pa.schema([
 #: Label columns (strings; null where the beat has no class in that scheme).
 LABEL_COLUMNS: tuple[str, ...] = ("symbol", "aami", "jun8")
 
+#: The non-image columns (the row index a reader builds without touching the PNG bytes).
+META_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", "crop")
+
 #: Columns with few distinct values: dictionary-encoded in the Parquet files.
 _DICTIONARY_COLUMNS = ["record", "symbol", "aami", "jun8"]
 
 #: Columns whose min/max statistics are written (not the PNG bytes: useless and large).
 _STATISTICS_COLUMNS = ["beat_id", "record", "r_sample", "symbol", "aami", "jun8", "crop"]
 
-_SHARD_RE = re.compile(r"^part-(\d{5})-of-(\d{5})\.parquet$")
-
 #: Key used for null labels in the manifest's counts.
 UNLABELLED = "unlabelled"
+
+_SHARD_RE = re.compile(r"^(?P<prefix>[a-z][a-z0-9_]*)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,104 +160,42 @@ def schema_fields(schema: pa.Schema = SCHEMA) -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------
-# PNG
-# --------------------------------------------------------------------------------------------
-
-def encode_png(images: np.ndarray | Sequence[np.ndarray], level: int = DEFAULT_PNG_LEVEL
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Encode 8-bit grayscale images as PNG files, concatenated.
-
-    Parameters
-    ----------
-    images : ndarray, uint8, shape (n, height, width), or a sequence of 2-D uint8 arrays
-        A sequence of views avoids copying pixels into one array first.
-    level : int
-        zlib compression level 0..9. Rows are not filtered (:data:`PNG_FILTER`). The output
-        bytes depend only on the pixels and the level (deterministic for a given OpenCV/libpng/zlib).
-
-    Returns
-    -------
-    data : ndarray, uint8, shape (total_bytes,)
-        The PNG files one after another.
-    offsets : ndarray, int64, shape (n + 1,)
-        Image ``i`` is ``data[offsets[i]:offsets[i + 1]]``.
-    """
-    if isinstance(images, np.ndarray):
-        if images.ndim != 3 or images.dtype != np.uint8:
-            raise ValueError(f"expected uint8 images of shape (n, h, w), got {images.dtype} {images.shape}")
-    elif any(img.ndim != 2 or img.dtype != np.uint8 for img in images):
-        bad = next(img for img in images if img.ndim != 2 or img.dtype != np.uint8)
-        raise ValueError(f"expected 2-D uint8 images, got {bad.dtype} {bad.shape}")
-    flags = [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-    encode = cv2.imencode
-    bufs = [encode(".png", img, flags)[1] for img in images]  # one C call per image: no batch API in PNG
-    offsets = np.zeros(len(bufs) + 1, dtype=np.int64)
-    if not bufs:
-        return np.zeros(0, dtype=np.uint8), offsets
-    np.cumsum([b.shape[0] for b in bufs], out=offsets[1:])
-    if (np.diff(offsets) == 0).any():
-        raise RuntimeError(f"cv2.imencode failed on image {int(np.flatnonzero(np.diff(offsets) == 0)[0])}")
-    data = np.concatenate(bufs).reshape(-1)
-    return data, offsets
-
-
-def decode_png(data: bytes | np.ndarray) -> np.ndarray:
-    """Decode one PNG of the ``image`` column to a uint8 array of shape (height, width)."""
-    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError("image", "not a decodable PNG")
-    return img
-
-
-def decode_images(column: pa.Array | pa.ChunkedArray | Sequence[Any]) -> np.ndarray:
-    """Decode a batch of ``image`` values (structs, dicts or bytes) to (n, height, width) uint8.
-
-    All images of the batch must have the same shape.
-    """
-    if isinstance(column, (pa.Array, pa.ChunkedArray)):
-        if pa.types.is_struct(column.type):
-            column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-            column = column.field("bytes")
-        values = column.to_pylist()
-    else:
-        values = [v["bytes"] if isinstance(v, Mapping) else v for v in column]
-    imgs = [decode_png(v) for v in values]
-    if not imgs:
-        return np.zeros((0, 0, 0), dtype=np.uint8)
-    return np.stack(imgs)
-
-
-def image_array(data: np.ndarray, offsets: np.ndarray) -> pa.StructArray:
-    """Build the ``image`` column (struct of PNG bytes and a null path) from :func:`encode_png` output."""
-    n = len(offsets) - 1
-    if offsets[-1] >= 2**31:
-        raise ValueError("more than 2 GiB of PNG bytes in one batch: split it")
-    binary = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
-                                                    pa.py_buffer(np.ascontiguousarray(data))])
-    return pa.StructArray.from_arrays([binary, pa.nulls(n, pa.string())], fields=list(IMAGE_TYPE))
-
-
-# --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
 
-def shard_name(index: int, total: int) -> str:
-    """File name of shard ``index`` of ``total``.
+def shard_name(index: int, total: int, prefix: str = "part") -> str:
+    """File name of shard ``index`` of ``total`` (``prefix`` is the split in the dataset layout).
 
     Examples
     --------
     >>> shard_name(0, 12)
     'part-00000-of-00012.parquet'
+    >>> shard_name(3, 4, "test")
+    'test-00003-of-00004.parquet'
     """
     if not 0 <= index < total or total > 99999:
         raise ValueError(f"bad shard index {index} of {total}")
-    return f"part-{index:05d}-of-{total:05d}.parquet"
+    return f"{prefix}-{index:05d}-of-{total:05d}.parquet"
+
+
+def parse_shard_name(name: str) -> tuple[str, int, int] | None:
+    """``(prefix, index, total)`` of a shard file name, None when it does not follow :func:`shard_name`.
+
+    Examples
+    --------
+    >>> parse_shard_name("train-00001-of-00004.parquet")
+    ('train', 1, 4)
+    >>> parse_shard_name("train-1-of-4.parquet") is None
+    True
+    """
+    m = _SHARD_RE.match(name)
+    return (m.group("prefix"), int(m.group("index")), int(m.group("total"))) if m else None
 
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One written shard: its file name, SHA-256, rows, row groups, bytes and first/last beat."""
+    """One written shard: its file (relative to the dataset root), SHA-256, rows, row groups, bytes,
+    first/last beat, beats (distinct beat ids) and, in the dataset layout, its config and split."""
 
     name: str
     sha256: str
@@ -281,10 +204,17 @@ class ShardInfo:
     bytes: int
     first_beat_id: str | None
     last_beat_id: str | None
+    beats: int = 0
+    config: str | None = None
+    split: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.name, "sha256": self.sha256, "rows": self.rows, "row_groups": self.row_groups,
-                "bytes": self.bytes, "first_beat_id": self.first_beat_id, "last_beat_id": self.last_beat_id}
+        out = {"file": self.name, "sha256": self.sha256, "rows": self.rows, "beats": self.beats,
+               "row_groups": self.row_groups, "bytes": self.bytes, "first_beat_id": self.first_beat_id,
+               "last_beat_id": self.last_beat_id}
+        if self.config is not None:
+            out.update(config=self.config, split=self.split)
+        return out
 
 
 class ShardWriter:
@@ -297,8 +227,8 @@ class ShardWriter:
     output is byte-identical whatever the number of workers. Memory held: one row group plus the
     table being added.
 
-    Shards are written as ``part-00000.parquet`` ... and renamed to their final
-    ``part-00000-of-000NN.parquet`` names by :meth:`close`, when the count is known. Write into a
+    Shards are written as ``.<prefix>-00000.tmp`` ... and renamed to their final
+    ``<prefix>-00000-of-000NN.parquet`` names by :meth:`close`, when the count is known. Write into a
     temporary directory (``atomic_dir``) so that no reader sees a partial set.
 
     Parameters
@@ -313,10 +243,12 @@ class ShardWriter:
         Rows per row group.
     compression : str
         Parquet codec (``zstd``, ``snappy``, ``gzip``, ``none`` ...).
+    prefix : str
+        File name prefix (:func:`shard_name`): ``part``, or the split in the dataset layout.
     """
 
     def __init__(self, directory: str | os.PathLike, schema: pa.Schema, *, target_bytes: int,
-                 row_group_rows: int, compression: str = "zstd"):
+                 row_group_rows: int, compression: str = "zstd", prefix: str = "part"):
         if target_bytes <= 0 or row_group_rows <= 0:
             raise ValueError("target_bytes and row_group_rows must be positive")
         self.directory = Path(directory)
@@ -324,6 +256,7 @@ class ShardWriter:
         self.target_bytes = int(target_bytes)
         self.row_group_rows = int(row_group_rows)
         self.compression = compression
+        self.prefix = prefix
         self._writer: pq.ParquetWriter | None = None
         self._path: Path | None = None
         self._buffer: list[pa.Table] = []
@@ -333,7 +266,8 @@ class ShardWriter:
         self._shard_groups = 0
         self._first: str | None = None
         self._last: str | None = None
-        self._done: list[tuple[Path, int, int, str | None, str | None, str]] = []
+        self._shard_beats = 0
+        self._done: list[tuple[Path, int, int, str | None, str | None, str, int]] = []
         self.rows = 0
 
     # -- public --------------------------------------------------------------------------------
@@ -343,7 +277,8 @@ class ShardWriter:
         Parameters
         ----------
         table : pyarrow.Table
-            Rows with the :data:`SCHEMA` columns; the first row is a beat's crop 0.
+            Rows with the :data:`SCHEMA` columns, whole beats (a beat's rows are consecutive and
+            never continue in a later call).
         row_bytes : ndarray, int64
             PNG bytes of each row (the shard-size account).
         """
@@ -352,11 +287,12 @@ class ShardWriter:
             return
         if len(row_bytes) != n:
             raise ValueError("row_bytes does not match the table")
-        crop = table.column("crop").to_numpy()
-        if crop[0] != 0:
-            raise ValueError("a table must start with a beat's original image (crop 0)")
+        ids = table.column("beat_id")
+        if self._last is not None and ids[0].as_py() == self._last:
+            raise ValueError(f"beat {self._last} continues from the previous table: add whole beats")
         # positions where a cut may happen: before each beat (except the first row) and at the end
-        cuts = np.append(np.flatnonzero(crop == 0)[1:], n)
+        new_beat = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        cuts = np.append(np.flatnonzero(new_beat) + 1, n)
         cs = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.asarray(row_bytes, dtype=np.int64), out=cs[1:])
         start = 0
@@ -372,7 +308,7 @@ class ShardWriter:
             start = stop
 
     def close(self) -> list[ShardInfo]:
-        """Finish the last shard, rename all to ``part-i-of-N`` and return their descriptions.
+        """Finish the last shard, rename all to ``<prefix>-i-of-N`` and return their descriptions.
 
         A dataset with no rows gets one empty shard, so that readers still find the schema.
         """
@@ -383,10 +319,10 @@ class ShardWriter:
             self._close_shard()
         total = len(self._done)
         infos = []
-        for i, (tmp, rows, groups, first, last, digest) in enumerate(self._done):
-            final = self.directory / shard_name(i, total)
+        for i, (tmp, rows, groups, first, last, digest, beats) in enumerate(self._done):
+            final = self.directory / shard_name(i, total, self.prefix)
             os.replace(tmp, final)
-            infos.append(ShardInfo(final.name, digest, rows, groups, final.stat().st_size, first, last))
+            infos.append(ShardInfo(final.name, digest, rows, groups, final.stat().st_size, first, last, beats))
         self._done = []
         return infos
 
@@ -399,13 +335,13 @@ class ShardWriter:
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self) -> None:
-        path = self.directory / f"part-{len(self._done):05d}.parquet"
+        path = self.directory / f".{self.prefix}-{len(self._done):05d}.tmp"
         self._writer = pq.ParquetWriter(
             path, self.schema, compression=self.compression, use_dictionary=_DICTIONARY_COLUMNS,
             write_statistics=_STATISTICS_COLUMNS,
         )
         self._path = path
-        self._shard_bytes = self._shard_rows = self._shard_groups = 0
+        self._shard_bytes = self._shard_rows = self._shard_groups = self._shard_beats = 0
         self._first = self._last = None
 
     def _append(self, part: pa.Table, nbytes: int) -> None:
@@ -417,6 +353,7 @@ class ShardWriter:
         if self._first is None:
             self._first = ids[0].as_py()
         self._last = ids[-1].as_py()
+        self._shard_beats += pc.count_distinct(ids).as_py()
         self._shard_bytes += nbytes
         self._shard_rows += part.num_rows
         self.rows += part.num_rows
@@ -443,238 +380,23 @@ class ShardWriter:
         self._writer = None
         # hash now, while the workers keep rendering, rather than all shards at the end
         self._done.append((self._path, self._shard_rows, self._shard_groups, self._first, self._last,
-                           sha256_file(self._path)))
-        self._shard_bytes = self._shard_rows = self._shard_groups = 0
+                           sha256_file(self._path), self._shard_beats))
+        self._shard_bytes = self._shard_rows = self._shard_groups = self._shard_beats = 0
 
 
-# --------------------------------------------------------------------------------------------
-# Counts (for the manifest)
-# --------------------------------------------------------------------------------------------
-
-def count_rows(meta: pa.Table, augment: np.ndarray, crops: Sequence[int] | range) -> dict[str, Any]:
-    """Rows per label x crop (for ``symbol``, ``aami``, ``jun8``), per crop and per record.
-
-    Every beat has a crop-0 row; a beat with ``augment`` True also has one row per crop
-    ``1..max(crops)``. Counting the plan (beats and their augment flags) instead of the written rows
-    is exact because the stage writes exactly the planned rows (it checks the total).
-
-    Parameters
-    ----------
-    meta : pyarrow.Table
-        One row per rendered beat, with columns record, symbol, aami, jun8.
-    augment : ndarray of bool
-        Beats that have crop rows.
-    crops : range or sequence of int
-        The crop values present in the dataset (``range(10)``, or ``range(1)`` for originals only).
-
-    Returns
-    -------
-    dict
-        ``{"classes": {scheme: {label: {"0": n, ..., "9": n, "total": n}}}, "crops": {crop: n},
-        "records": {record: {"beats", "rows", "aami": {class: beats}}}}``; null labels are counted
-        as ``"unlabelled"``; labels and records are sorted.
-
-    Examples
-    --------
-    >>> import pyarrow as pa
-    >>> t = pa.table({"record": ["100", "100"], "symbol": ["N", "V"], "aami": ["N", "V"], "jun8": ["NOR", "PVC"]})
-    >>> c = count_rows(t, np.array([False, True]), range(3))
-    >>> c["classes"]["aami"]["V"], c["crops"], c["records"]["100"]["rows"]
-    ({'0': 1, '1': 1, '2': 1, 'total': 3}, {'0': 2, '1': 1, '2': 1}, 4)
-    """
-    crops = [int(c) for c in crops]
-    n_crops = max(crops)
-    augment = np.asarray(augment, dtype=bool)
-    if len(augment) != meta.num_rows:
-        raise ValueError("augment does not match meta")
-    frame = meta.select(["record", *LABEL_COLUMNS]).to_pandas()
-    classes: dict[str, Any] = {}
-    for col in LABEL_COLUMNS:
-        labels = frame[col].astype(object).where(frame[col].notna(), UNLABELLED)
-        beats = labels.value_counts().to_dict()
-        aug = labels[augment].value_counts().to_dict()
-        table = {}
-        for label in sorted(beats):
-            row = {str(c): int(beats[label] if c == 0 else aug.get(label, 0)) for c in crops}
-            row["total"] = sum(row.values())
-            table[label] = row
-        classes[col] = table
-    per_crop = {str(c): int(len(augment) if c == 0 else augment.sum()) for c in crops}
-    rows = 1 + n_crops * augment.astype(np.int64)
-    rec = frame["record"].astype(object)
-    beats_per = rec.value_counts().to_dict()
-    rows_per = pd.Series(rows).groupby(rec.to_numpy()).sum().to_dict()
-    aami = frame["aami"].astype(object).where(frame["aami"].notna(), UNLABELLED)
-    aami_per = pd.DataFrame({"record": rec, "aami": aami}).value_counts().to_dict()
-    records = {}
-    for r in sorted(beats_per):
-        records[r] = {"beats": int(beats_per[r]), "rows": int(rows_per[r]),
-                      "aami": {a: int(n) for (rr, a), n in sorted(aami_per.items()) if rr == r}}
-    return {"classes": classes, "crops": per_crop, "records": records}
 
 
-# --------------------------------------------------------------------------------------------
-# Reading and verification
-# --------------------------------------------------------------------------------------------
-
-MANIFEST_NAME = "manifest.json"
-
-
-def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
-    """The ``manifest.json`` of an image dataset directory."""
-    path = Path(directory) / MANIFEST_NAME
-    if not path.is_file():
-        raise DataError(str(path), "no manifest.json: not an image dataset (run the render stage)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(str(path), f"not valid JSON ({exc})") from None
+#: Names that moved to the format's other modules, still reachable as ``shards.<name>``.
+_MOVED = {
+    "MANIFEST_NAME": "manifest", "read_manifest": "manifest", "verify_shards": "manifest",
+    "build_manifest": "manifest", "count_rows": "manifest", "main": "manifest", "shard_entries": "manifest",
+    "open_image_set": "imageset", "ImageFiles": "imageset", "shard_paths": "imageset", "iter_batches": "imageset",
+    "DatasetWriter": "layout",
+}
 
 
-def shard_paths(directory: str | os.PathLike) -> list[Path]:
-    """Paths of the shards of ``directory`` in order, as listed by its manifest."""
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    paths = [directory / s["file"] for s in manifest["shards"]]
-    for p in paths:
-        if not p.is_file():
-            raise DataError(str(p), "shard listed in manifest.json is missing")
-    return paths
-
-
-def verify_shards(directory: str | os.PathLike, *, check_hash: bool = True) -> dict[str, Any]:
-    """Check an image dataset directory against its manifest; return the manifest.
-
-    Checks: the ``part-*.parquet`` files are exactly the manifest's shards, named ``i-of-N``
-    consistently; each file's SHA-256 (when ``check_hash``), row count and schema (columns, types,
-    ``huggingface`` metadata) are as the manifest says.
-
-    Raises
-    ------
-    ChecksumError
-        A shard's SHA-256 differs from the manifest.
-    DataError
-        Missing, extra or misnamed shards, wrong row counts or schema.
-    """
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    listed = [s["file"] for s in manifest["shards"]]
-    present = sorted(p.name for p in directory.glob("part-*.parquet"))
-    if sorted(listed) != present:
-        raise DataError(str(directory), f"shards on disk {present} differ from manifest.json {listed}")
-    total = len(listed)
-    for i, name in enumerate(listed):
-        m = _SHARD_RE.match(name)
-        if not m or int(m.group(1)) != i or int(m.group(2)) != total:
-            raise DataError(str(directory / name), f"shard name does not follow part-{i:05d}-of-{total:05d}.parquet")
-    rows = 0
-    for entry in manifest["shards"]:
-        path = directory / entry["file"]
-        if check_hash:
-            digest = sha256_file(path)
-            if digest != entry["sha256"]:
-                raise ChecksumError(str(path), f"sha256 {digest} differs from manifest.json {entry['sha256']}")
-        meta = pq.read_metadata(path)
-        if meta.num_rows != entry["rows"]:
-            raise DataError(str(path), f"{meta.num_rows} rows, manifest.json says {entry['rows']}")
-        schema = meta.schema.to_arrow_schema()
-        if schema_fields(schema) != manifest["schema"]:
-            raise DataError(str(path), f"schema {schema_fields(schema)} differs from manifest.json")
-        hf = json.loads((schema.metadata or {}).get(HF_METADATA_KEY.encode(), b"{}"))
-        if hf.get("info", {}).get("features") != hf_features():
-            raise DataError(str(path), "missing or wrong 'huggingface' features metadata")
-        rows += meta.num_rows
-    if rows != manifest["rows"]:
-        raise DataError(str(directory), f"{rows} rows in shards, manifest.json says {manifest['rows']}")
-    return manifest
-
-
-def iter_batches(directory: str | os.PathLike, columns: Sequence[str] | None = None,
-                 batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
-    """Record batches of all shards of ``directory``, in row order.
-
-    Examples
-    --------
-    ``for batch in iter_batches("datasets/images/annotations", ["aami", "image"]): ...``
-    """
-    for path in shard_paths(directory):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
-
-
-# --------------------------------------------------------------------------------------------
-# Manifest
-# --------------------------------------------------------------------------------------------
-
-def build_manifest(*, method: str, params: Mapping[str, Any], params_hash: str, input: Mapping[str, Any],
-                   counts: Mapping[str, Any], exclusions: Mapping[str, Any], shard_infos: Sequence[ShardInfo],
-                   metadata: Mapping[str, Any], num_beats: int) -> dict[str, Any]:
-    """Assemble ``manifest.json`` (see ``docs/dataset.md``). Pure: no time stamps, no absolute paths.
-
-    Parameters
-    ----------
-    method : str
-        Beat-finding method of the input beats table.
-    params : mapping
-        The render params that determine the output.
-    params_hash : str
-        Short hash of ``params``.
-    input : mapping
-        ``{"file": name, "sha256": ..., "beats": rows}`` of the beats table.
-    counts : mapping
-        :func:`count_rows` output, with ``excluded`` added per record.
-    exclusions : mapping
-        Excluded beats per reason (``count``, ``beat_ids``).
-    shard_infos : sequence of ShardInfo
-    metadata : mapping
-        :func:`dataset_metadata` output (class lists, crop names, image format).
-    num_beats : int
-        Beats rendered (rows with crop 0).
-    """
-    return {
-        "format": metadata["format"],
-        "format_version": metadata["format_version"],
-        "method": method,
-        "params": dict(params),
-        "params_hash": params_hash,
-        "input": dict(input),
-        "classes": metadata["classes"],
-        "crop_names": metadata["crops"],
-        "image": metadata["image"],
-        "sort": metadata["sort"],
-        "schema": schema_fields(),
-        "huggingface_features": hf_features(),
-        "rows": int(sum(s.rows for s in shard_infos)),
-        "beats": int(num_beats),
-        "bytes": int(sum(s.bytes for s in shard_infos)),
-        "counts": {"classes": counts["classes"], "crops": counts["crops"]},
-        "records": counts["records"],
-        "exclusions": dict(exclusions),
-        "shards": [s.to_json() for s in shard_infos],
-    }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipelines.shards verify DIR [DIR ...]``: re-hash every shard against manifest.json."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m pipelines.shards", description=main.__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("verify", help="check shards against their manifest (names, SHA-256, rows, schema)")
-    check.add_argument("directories", nargs="+", help="image dataset directories, e.g. datasets/images/annotations")
-    args = parser.parse_args(argv)
-    failed = 0
-    for directory in args.directories:
-        try:
-            manifest = verify_shards(directory)
-        except DataError as exc:  # ChecksumError is a DataError
-            print(f"verify: FAILED {exc}", file=sys.stderr)
-            failed += 1
-        else:
-            print(f"verify: ok {directory}: {len(manifest['shards'])} shard(s), {manifest['rows']:,} rows match "
-                  f"manifest.json")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
