@@ -163,8 +163,119 @@ def test_truncated_format_16_dat(tmp_path):
 def test_corrupt_header(tmp_path):
     d, _, _ = _tiny(tmp_path)
     (d / "t1.hea").write_text("t1 two 360 abc\nnonsense\n")
-    with pytest.raises(DataError, match=r"tiny/t1: corrupt header t1.hea"):
+    with pytest.raises(DataError, match=r"^tiny/t1.hea: number of signals: 'two' is not a non-negative integer"):
         read_record(d, "t1", database="tiny")
+
+
+def _edit_record_line(path: Path, field: int, value: str | None) -> None:
+    lines = path.read_text().splitlines()
+    parts = lines[0].split()
+    if value is None:
+        del parts[field:]
+    else:
+        parts[field] = value
+    lines[0] = " ".join(parts)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("value", ["abc", "-360", "0", "nan", "inf", "1e999"])
+def test_bad_sampling_rate_is_refused_not_defaulted_to_250(tmp_path, value):
+    d, _, _ = _tiny(tmp_path)
+    _edit_record_line(d / "t1.hea", 2, value)
+    with pytest.raises(DataError, match=rf"^tiny/t1.hea: sampling rate: '{value}' is not a positive number of Hz"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_abc_sampling_rate_would_silently_be_250_hz_in_wfdb(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    _edit_record_line(d / "t1.hea", 2, "abc")
+    assert wfdb.rdheader(str(d / "t1")).fs == 250  # the silent default this module refuses
+    with pytest.raises(DataError, match="sampling rate: 'abc'"):
+        load_record(d, "t1", database="tiny")
+
+
+def test_missing_sampling_rate_is_refused(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    _edit_record_line(d / "t1.hea", 2, None)
+    with pytest.raises(DataError, match=r"^tiny/t1.hea: sampling rate: missing .*250 Hz"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_sampling_rate_with_counter_frequency_is_read(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    _edit_record_line(d / "t1.hea", 2, "360/720(0)")
+    assert read_record(d, "t1").fs == 360.0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    (1, "x", r"number of signals: 'x' is not a non-negative integer"),
+    (1, "3", r"number of signals: the record line declares 3, the header has 2 signal line\(s\)"),
+    (1, "0", r"number of signals: 0 \(empty record"),
+    (3, "-5", r"number of samples: '-5' is not a non-negative integer"),
+    (3, "lots", r"number of samples: 'lots' is not"),
+    (0, "t2", r"record name: the header names record 't2', the file is t1.hea"),
+])
+def test_bad_record_line_fields_are_named(tmp_path, field, value, message):
+    d, _, _ = _tiny(tmp_path)
+    _edit_record_line(d / "t1.hea", field, value)
+    with pytest.raises(DataError, match=rf"^tiny/t1.hea: {message}"):
+        read_record(d, "t1", database="tiny")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    (1, "999", r"signal 0 format: '999' is not a WFDB signal format"),
+    (1, "2l2", r"signal 0 format: '2l2' is not '<format>"),
+    (1, "212x4", r"signal 0 format: 4 samples per frame are not supported"),
+    (1, "212:3", r"signal 0 format: skewed signals are not supported"),
+    (2, "abc/mV", r"signal 0 ADC gain: 'abc' is not a number"),
+    (2, "abc", r"signal 0 ADC gain: 'abc' is not a number"),
+    (2, "200(x)/mV", r"signal 0 baseline: 'x' is not an integer"),
+    (2, "200(1024)/", r"signal 0 units: empty after '/'"),
+    (3, "eleven", r"signal 0 ADC resolution: 'eleven' is not a non-negative integer"),
+    (4, "1.5", r"signal 0 ADC zero: '1.5' is not an integer"),
+    (5, "?", r"signal 0 initial value: '\?' is not an integer"),
+    (6, "sum", r"signal 0 checksum: 'sum' is not an integer"),
+    (7, "-1", r"signal 0 block size: '-1' is not a non-negative integer"),
+])
+def test_bad_signal_line_fields_are_named(tmp_path, field, value, message):
+    d, _, _ = _tiny(tmp_path)
+    _edit_header_field(d / "t1.hea", 0, field, value)
+    with pytest.raises(DataError, match=rf"^tiny/t1.hea: {message}"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_missing_signal_line_is_named_not_an_index_error(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    lines = (d / "t1.hea").read_text().splitlines()
+    (d / "t1.hea").write_text("\n".join(lines[:2]) + "\n")
+    with pytest.raises(DataError, match=r"^tiny/t1.hea: number of signals: the record line declares 2, the header "
+                                        r"has 1 signal line"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_signal_line_without_format_is_named(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    lines = (d / "t1.hea").read_text().splitlines()
+    lines[1] = "t1.dat"
+    (d / "t1.hea").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"^tiny/t1.hea: signal 0 format: missing"):
+        read_record(d, "t1", database="tiny")
+
+
+def test_comments_and_blank_lines_in_the_header_are_skipped(tmp_path):
+    d, _, _ = _tiny(tmp_path)
+    lines = (d / "t1.hea").read_text().splitlines()
+    (d / "t1.hea").write_text("# made by a test\n" + lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n# Age: 69\n")
+    assert read_record(d, "t1").fs == 360.0
+
+
+def test_adc_limits_are_in_millivolts(tmp_path):
+    d, _, _ = _tiny(tmp_path)  # format 212, gain 200, baseline 1024, written without an ADC resolution
+    rec = read_record(d, "t1")
+    assert rec.adc_limits_mv == pytest.approx(((-2047 - 1024) / 200, (2047 - 1024) / 200))
+    _edit_header_field(d / "t1.hea", 0, 3, "11")
+    _edit_header_field(d / "t1.hea", 0, 4, "1024")
+    assert read_record(d, "t1").adc_limits_mv == pytest.approx((-1024 / 200, 1023 / 200))
 
 
 def test_signal_checksum_mismatch(tmp_path):
@@ -275,7 +386,7 @@ def test_empty_record_no_samples(tmp_path):
     (tmp_path / "e0.hea").write_text("e0 1 360 0\ne0.dat 212 200 11 1024 0 0 0 MLII\n")
     (tmp_path / "e0.dat").write_bytes(b"")
     (tmp_path / "e0.atr").write_bytes(b"\0\0")
-    with pytest.raises(DataError, match=r"tiny/e0: empty record: 0 samples"):
+    with pytest.raises(DataError, match=r"tiny/e0.hea: number of samples: 0 \(empty record\)"):
         read_record(tmp_path, "e0", database="tiny")
 
 
@@ -286,12 +397,38 @@ def test_empty_record_no_annotations(tmp_path):
         read_record(d, "t1", database="tiny")
 
 
-def test_annotation_outside_the_signal(tmp_path):
+@pytest.mark.parametrize("past", [0, 5])
+def test_annotations_at_or_past_the_signal_end_are_excluded_and_counted(tmp_path, past):
     sig, peaks = synthetic_ecg(n_beats=4)
-    write_record(tmp_path, "o1", sig, ann_sample=list(peaks) + [len(sig) + 5], ann_symbol=["N"] * 5)
-    with pytest.raises(DataError, match=rf"tiny/o1: 1 annotation\(s\) outside the signal \[0, {len(sig)}\), "
-                                        rf"first at sample {len(sig) + 5}"):
-        read_record(tmp_path, "o1", database="tiny")
+    write_record(tmp_path, "o1", sig, ann_sample=list(peaks) + [len(sig) + past, len(sig) + past + 1],
+                 ann_symbol=["N"] * 5 + ["+"])
+    rec, info = load_record(tmp_path, "o1", database="tiny")
+    assert rec.ann_sample.tolist() == peaks.tolist() and set(rec.ann_symbol) == {"N"}
+    assert rec.excluded_annotations == {"outside_signal": {"+": 1, "N": 1}}
+    assert info.n_annotations == 4 and info.n_beats == 4
+    assert info.to_manifest()["excluded_annotations"] == {"outside_signal": {"+": 1, "N": 1}}
+
+
+def test_the_last_sample_is_inside_the_signal(tmp_path):
+    sig, peaks = synthetic_ecg(n_beats=4)
+    write_record(tmp_path, "o1", sig, ann_sample=list(peaks) + [len(sig) - 1], ann_symbol=["N"] * 5)
+    rec, info = load_record(tmp_path, "o1")
+    assert rec.ann_sample[-1] == len(sig) - 1 and rec.excluded_annotations == {}
+    assert "excluded_annotations" not in info.to_manifest()
+
+
+def test_duplicate_and_conflicting_beat_annotations_are_excluded_and_counted(tmp_path):
+    sig, peaks = synthetic_ecg(n_beats=6)
+    samples = list(peaks) + [int(peaks[1]), int(peaks[3]), int(peaks[3])]
+    symbols = ["N"] * 6 + ["N", "V", "+"]  # peaks[1] twice as N; peaks[3] as N and V; a rhythm mark at peaks[3]
+    order = np.argsort(samples, kind="stable")  # wrann wants non-decreasing samples
+    write_record(tmp_path, "d1", sig, ann_sample=np.asarray(samples)[order], ann_symbol=np.asarray(symbols)[order])
+    rec, info = load_record(tmp_path, "d1", database="tiny")
+    beats = rec.ann_sample[rec.ann_symbol != "+"]
+    assert beats.tolist() == [p for i, p in enumerate(peaks.tolist()) if i != 3]
+    assert rec.ann_sample[rec.ann_symbol == "+"].tolist() == [int(peaks[3])]
+    assert rec.excluded_annotations == {"conflicting_beats": {"N": 1, "V": 1}, "duplicate_beat": {"N": 1}}
+    assert info.n_beats == 5 and info.n_annotations == 6
 
 
 def test_multi_segment_header_is_refused(tmp_path):

@@ -4,7 +4,10 @@ This is the only module that opens raw WFDB files. Every check a record must pas
 stage uses it happens here, in :func:`load_record`, so that ``ingest`` (which verifies a whole
 database) and ``segment`` (which reads one record at a time) apply exactly the same rules:
 
-* the ``.hea`` header exists and parses (single-segment records, one sample per frame);
+* the ``.hea`` header exists and every field the pipeline uses is well formed
+  (:func:`pipelines.records.header.check_header_text`: single-segment records, one sample per
+  frame, a positive sampling rate, numeric gains ...); a bad field is refused as
+  ``DataError("<db>/<record>.hea", "<field>: <problem>")``;
 * the signal files named by the header and the ``<name>.<annotator>`` file exist;
 * their SHA-256 match ``expected_sha256`` when given (:class:`~pipelines.core.errors.ChecksumError`);
 * each signal file has exactly the size its header implies (format 212: 3 bytes per 2 samples),
@@ -12,8 +15,13 @@ database) and ``segment`` (which reads one record at a time) apply exactly the s
 * each signal's 16-bit checksum and initial value match the header;
 * the chosen lead has no invalid samples (the WFDB "NaN" value, e.g. -2048 in format 212);
 * the signal is in mV, uV or V (converted to mV);
-* the annotations are non-empty, use only symbols of WFDB's label table
-  (``wfdb.io.annotation.ann_label_table``) and lie inside the signal.
+* the annotation file is non-empty and uses only symbols of WFDB's label table
+  (``wfdb.io.annotation.ann_label_table``).
+
+Annotations that are usable in no stage are not fatal: annotations outside the signal and
+duplicate or conflicting beat annotations at one sample are excluded, one reason each
+(:mod:`pipelines.records.annotations`), and counted in ``EcgRecord.excluded_annotations`` and
+the manifest entry.
 
 Any failure raises :class:`~pipelines.core.errors.DataError` naming ``"<db>/<record>"`` (or
 ``"<db>/<file>"`` for a checksum mismatch) and the problem.
@@ -42,6 +50,8 @@ from wfdb.io.record import MultiRecord
 from ..core.errors import ChecksumError, DataError
 from ..core.files import sha256_file
 from ..signal.labels import BEAT_SYMBOLS
+from .annotations import annotation_exclusions, excluded_counts
+from .header import HeaderFields, adc_limits, check_header_text
 
 #: Every annotation symbol WFDB defines (beats and non-beats). Anything else is refused.
 ANNOTATION_SYMBOLS: frozenset[str] = frozenset(
@@ -77,6 +87,12 @@ class EcgRecord:
         Sample index of every annotation (beats and non-beats), sorted.
     ann_symbol : ndarray, object
         Annotation symbols (str), aligned with ``ann_sample``.
+    adc_limits_mv : tuple of float, optional
+        The lowest and highest value the lead's ADC can record, in mV (a sample there may be
+        clipped); None when unknown.
+    excluded_annotations : dict
+        Annotations left out of ``ann_sample``, per reason and symbol
+        (:data:`pipelines.records.annotations.ANNOTATION_REASONS`); ``{}`` when none.
     """
 
     name: str
@@ -85,6 +101,8 @@ class EcgRecord:
     signal: np.ndarray
     ann_sample: np.ndarray
     ann_symbol: np.ndarray
+    adc_limits_mv: tuple[float, float] | None = None
+    excluded_annotations: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,7 +110,8 @@ class RecordInfo:
     """What ``ingest`` writes to the manifest about one verified record.
 
     ``files`` maps each file read (header, signal files, annotation file), and any other pinned
-    file of the record, to its SHA-256.
+    file of the record, to its SHA-256. ``excluded_annotations`` counts the annotations left
+    out, per reason and symbol; it appears in the manifest only when there are some.
     """
 
     name: str
@@ -103,10 +122,11 @@ class RecordInfo:
     n_annotations: int
     n_beats: int
     files: dict[str, str] = field(default_factory=dict)
+    excluded_annotations: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_manifest(self) -> dict:
         """The record's entry in ``manifest.json`` (JSON types only, no paths)."""
-        return {
+        entry = {
             "fs": self.fs,
             "n_samples": self.n_samples,
             "sig_names": list(self.sig_names),
@@ -115,6 +135,9 @@ class RecordInfo:
             "n_beats": self.n_beats,
             "files": dict(sorted(self.files.items())),
         }
+        if self.excluded_annotations:
+            entry["excluded_annotations"] = self.excluded_annotations
+        return entry
 
 
 def source_env_var(database: str = "mitdb") -> str:
@@ -199,27 +222,24 @@ def _database_name(source_dir: Path) -> str:
 
 
 def _read_header(where: str, source_dir: Path, name: str):
+    """The wfdb header object and the strictly validated fields of ``<name>.hea``."""
     hea = source_dir / f"{name}.hea"
     if not hea.is_file():
         raise DataError(where, f"missing header file {hea.name}")
     try:
+        text = hea.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise DataError(where, f"unreadable header {hea.name}: {exc}") from None
+    fields = check_header_text(text, f"{where}.hea", name)
+    try:
         header = wfdb.rdheader(str(source_dir / name))
     except Exception as exc:  # wfdb raises many types for a malformed header
         raise DataError(where, f"corrupt header {hea.name}: {exc}") from None
-    if isinstance(header, MultiRecord):
-        raise DataError(where, "multi-segment records are not supported")
-    if not header.n_sig or not header.file_name:
-        raise DataError(where, "empty record: the header declares no signals")
-    if not header.fs or header.fs <= 0:
-        raise DataError(where, f"invalid sampling rate {header.fs!r} in {hea.name}")
-    if header.sig_len is not None and header.sig_len <= 0:
-        raise DataError(where, "empty record: 0 samples")
-    spf = header.samps_per_frame or [1] * header.n_sig
-    if any(s not in (None, 1) for s in spf):
-        raise DataError(where, f"signals with several samples per frame are not supported ({spf})")
-    if any(header.skew or []):
-        raise DataError(where, "skewed signals are not supported")
-    return header
+    if isinstance(header, MultiRecord) or not header.n_sig or header.n_sig != fields.n_sig \
+            or list(header.file_name) != list(fields.file_name) or float(header.fs) != fields.fs:
+        raise DataError(where, f"corrupt header {hea.name}: wfdb reads it differently "
+                               f"({header.n_sig} signals at {header.fs} Hz)")
+    return header, fields
 
 
 def _check_hashes(database: str, files: dict[str, Path], expected: dict[str, str] | None) -> dict[str, str]:
@@ -272,7 +292,9 @@ def _check_signals(where: str, header, digital: np.ndarray) -> None:
                                    f"header's initial value {int(init)}")
 
 
-def _to_millivolts(where: str, header, digital: np.ndarray, ch: int) -> np.ndarray:
+def _to_millivolts(where: str, header, fields: HeaderFields, digital: np.ndarray,
+                   ch: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """Lead ``ch`` in mV, and the lead's ADC limits in mV (converted exactly like the samples)."""
     fmt = header.fmt[ch]
     nan_value = _signal.INVALID_SAMPLE_VALUE.get(fmt)
     column = digital[:, ch]
@@ -281,17 +303,20 @@ def _to_millivolts(where: str, header, digital: np.ndarray, ch: int) -> np.ndarr
         if invalid.size:
             raise DataError(where, f"lead {header.sig_name[ch]}: {invalid.size:,} invalid samples (NaN, digital "
                                    f"value {nan_value}), first at sample {int(invalid[0])}")
-    unit = (header.units[ch] if header.units else None) or "mV"
+    unit = fields.units[ch] or "mV"
     factor = UNIT_TO_MV.get(unit.strip().lower())
     if factor is None:
         raise DataError(where, f"lead {header.sig_name[ch]}: units {unit!r} are not a voltage (mV, uV or V)")
-    gain = float(header.adc_gain[ch]) or DEFAULT_ADC_GAIN
-    baseline = float(header.baseline[ch] if header.baseline and header.baseline[ch] is not None else 0)
-    return ((column - baseline) * (factor / gain)).astype(np.float32)
+    gain = fields.adc_gain[ch] or DEFAULT_ADC_GAIN
+    baseline = float(fields.baseline[ch] if fields.baseline[ch] is not None else 0)
+    limits = ((np.array(adc_limits(fields, ch)) - baseline) * (factor / gain)).astype(np.float32)
+    lo, hi = sorted(float(v) for v in limits)
+    return ((column - baseline) * (factor / gain)).astype(np.float32), (lo, hi)
 
 
 def _read_annotations(where: str, source_dir: Path, name: str, annotator: str,
-                      n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+                      n_samples: int) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, int]]]:
+    """Usable annotations (sorted by sample) and the excluded ones' counts per reason and symbol."""
     try:
         ann = wfdb.rdann(str(source_dir / name), annotator)
     except Exception as exc:
@@ -308,12 +333,12 @@ def _read_annotations(where: str, source_dir: Path, name: str, annotator: str,
         shown = sorted({repr(s) if isinstance(s, str) else "<undefined label code>" for s in symbol[bad]})
         raise DataError(where, f"{bad.size} annotation(s) with unknown symbol {', '.join(shown)} (not in WFDB's "
                                f"label table), first at sample {int(sample[bad[0]])}")
-    outside = np.flatnonzero((sample < 0) | (sample >= n_samples))
-    if outside.size:
-        raise DataError(where, f"{outside.size} annotation(s) outside the signal [0, {n_samples}), first at "
-                               f"sample {int(sample[outside[0]])}")
+    codes = annotation_exclusions(sample, symbol, n_samples, BEAT_SYMBOLS)
+    excluded = excluded_counts(codes, symbol)
+    keep = codes == 0
+    sample, symbol = sample[keep], symbol[keep]
     order = np.argsort(sample, kind="stable")
-    return sample[order], symbol[order]
+    return sample[order], symbol[order], excluded
 
 
 def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = "MLII", annotator: str = "atr",
@@ -337,7 +362,7 @@ def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
     if expected_sha256 and hea in expected_sha256 and (source_dir / hea).is_file():
         # a header that differs from its pin is reported as such, before any parse error
         _check_hashes(database, {hea: source_dir / hea}, {hea: expected_sha256[hea]})
-    header = _read_header(where, source_dir, name)
+    header, fields = _read_header(where, source_dir, name)
 
     files: dict[str, Path] = {f"{name}.hea": source_dir / f"{name}.hea"}
     for fname in dict.fromkeys(header.file_name):
@@ -363,14 +388,16 @@ def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
 
     names = [str(s) for s in header.sig_name]
     ch = names.index(lead) if lead in names else 0
-    signal = _to_millivolts(where, header, digital, ch)
-    ann_sample, ann_symbol = _read_annotations(where, source_dir, name, annotator, digital.shape[0])
+    signal, limits_mv = _to_millivolts(where, header, fields, digital, ch)
+    ann_sample, ann_symbol, excluded = _read_annotations(where, source_dir, name, annotator, digital.shape[0])
 
     record = EcgRecord(name=name, fs=float(header.fs), lead=names[ch], signal=signal,
-                       ann_sample=ann_sample, ann_symbol=ann_symbol)
+                       ann_sample=ann_sample, ann_symbol=ann_symbol, adc_limits_mv=limits_mv,
+                       excluded_annotations=excluded)
     n_beats = int(np.isin(ann_symbol.astype(str), BEAT_SYMBOLS).sum())
     info = RecordInfo(name=name, fs=float(header.fs), n_samples=int(digital.shape[0]), sig_names=tuple(names),
-                      lead=names[ch], n_annotations=int(ann_sample.size), n_beats=n_beats, files=hashes)
+                      lead=names[ch], n_annotations=int(ann_sample.size), n_beats=n_beats, files=hashes,
+                      excluded_annotations=excluded)
     return record, info
 
 
@@ -404,9 +431,9 @@ def read_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
     Raises
     ------
     DataError
-        Missing/corrupt/truncated files, checksum or initial-value mismatch, invalid (NaN)
-        samples in the chosen lead, non-voltage units, unknown annotation symbols, an empty
-        record, or annotations outside the signal.
+        Missing/corrupt/truncated files, a malformed header field, checksum or initial-value
+        mismatch, invalid (NaN) samples in the chosen lead, non-voltage units, unknown
+        annotation symbols, or an empty record.
     ChecksumError
         A file's SHA-256 differs from ``expected_sha256``.
     """
