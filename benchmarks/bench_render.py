@@ -45,6 +45,7 @@ from pipelines.imaging import crops as crops_mod  # noqa: E402
 from pipelines.imaging import raster
 from pipelines.imaging import recipe  # noqa: E402
 from pipelines.signal.labels import BEAT_SYMBOLS  # noqa: E402
+from tests._raster_reference import render_beats_numpy  # noqa: E402  (the NumPy reference, test-only)
 
 #: The ``raster`` engine's trace box at its default 5 % margin, for the calls that take a box.
 DEFAULT_BOX = (0.05 * 128, 0.05 * 128, 0.95 * 128, 0.95 * 128)
@@ -226,7 +227,7 @@ def main(argv=None) -> int:
     for _ in range(args.repeats):
         images, c, w = timed(lambda: raster.render_beats(values, offsets))
         record("raster engine (default)", len(beats), c, w)
-        _, c, w = timed(lambda: raster.render_beats_numpy(values, offsets, size=128, box=DEFAULT_BOX))
+        _, c, w = timed(lambda: render_beats_numpy(values, offsets, size=128, box=DEFAULT_BOX))
         record("raster NumPy reference (same pixels)", len(beats), c, w)
         mpl_images, c, w = timed(lambda: recipe.render_beats(mpl_values, mpl_offsets))
         record("matplotlib engine (recipe, reused figure)", args.mpl_beats, c, w)

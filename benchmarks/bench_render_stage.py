@@ -48,10 +48,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines import render
-
+from pipelines.core import parallel  # noqa: E402
 from pipelines.formats import shards  # noqa: E402
-from pipelines.render import RenderConfig  # noqa: E402
+from pipelines.formats.beats import gather_signals, read_beats  # noqa: E402
+from pipelines.imaging import draw  # noqa: E402
+from pipelines.imaging.draw import RenderConfig  # noqa: E402
 
 
 def build_beats(workdir: Path) -> Path:
@@ -69,12 +70,12 @@ def build_beats(workdir: Path) -> Path:
 
 def sample_images(beats_path: Path, cfg: RenderConfig, n_beats: int = 1500) -> tuple[np.ndarray, np.ndarray]:
     """Originals and crops of a sample of real beats, in the stage's proportions; and a task's inputs."""
-    beats = render.read_beats(beats_path)
-    keep = np.flatnonzero(render.exclusions(beats) == 0)
+    beats = read_beats(beats_path)
+    keep = np.flatnonzero(draw.exclusions(beats) == 0)
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(keep, size=min(n_beats, keep.size), replace=False))
-    values, offsets = render.gather_signals(beats.values, beats.offsets, idx)
-    augment = render.augment_mask(beats.meta.column("symbol").take(idx), cfg.skip_symbols, cfg.materialise)
+    values, offsets = gather_signals(beats.values, beats.offsets, idx)
+    augment = draw.augment_mask(beats.meta.column("symbol").take(idx), cfg.skip_symbols, cfg.materialise)
     return values, offsets, augment
 
 
@@ -108,10 +109,10 @@ def chunk_profile(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, 
     from pipelines.imaging.crops import nine_crops
 
     w0 = time.perf_counter()
-    render.draw(values, offsets[:2], cfg)  # the first call loads (or compiles) the raster kernel
+    draw.draw(values, offsets[:2], cfg)  # the first call loads (or compiles) the raster kernel
     warm = time.perf_counter() - w0
     t0 = time.process_time()
-    images = render.draw(values, offsets, cfg)
+    images = draw.draw(values, offsets, cfg)
     t1 = time.process_time()
     crops = nine_crops(images[augment], crop=cfg.crop_size, offsets=cfg.crop_offsets, interpolation=cfg.interpolation)
     t2 = time.process_time()
@@ -128,7 +129,7 @@ def chunk_profile(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, 
 
 
 def _first_task(x: int) -> int:
-    from pipelines import render as _  # noqa: F401  (what a worker imports for its first task)
+    from pipelines.imaging import draw as _  # noqa: F401  (what a worker imports for its first task)
     return x
 
 
@@ -142,7 +143,7 @@ def cluster_startup(n_workers: int = 2) -> None:
     print(f"\n## Local cluster start-up ({n_workers} workers, until a first task has run on each)")
     import multiprocessing
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(render.FORKSERVER_PRELOAD))
+    multiprocessing.get_context("forkserver").set_forkserver_preload(parallel.forkserver_preload(draw.render_chunk))
     for method in ("forkserver", "spawn"):
         t = time.perf_counter()
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
@@ -151,7 +152,7 @@ def cluster_startup(n_workers: int = 2) -> None:
         with cluster, Client(cluster, set_as_default=False) as client:
             client.gather([client.submit(_first_task, i, pure=False) for i in range(n_workers)])
             up = time.perf_counter() - t
-        print(f"{method}: {up:.1f} s" + (" (the stage's choice)" if method == render.LOCAL_START_METHOD else ""))
+        print(f"{method}: {up:.1f} s" + (" (the stage's choice)" if method == parallel.LOCAL_START_METHOD else ""))
 
 
 def payload_vs_files(out: Path, manifest: dict) -> None:

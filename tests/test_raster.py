@@ -11,7 +11,9 @@ import pytest
 
 from pipelines.imaging import raster
 from pipelines.core.errors import ConfigError, DataError
-from pipelines.imaging.raster import check_beats, column_extents, render_beats, render_beats_box, render_beats_numpy
+from pipelines.imaging.raster import check_beats, render_beats, render_beats_box
+from tests import _raster_reference
+from tests._raster_reference import column_extents, render_beats_numpy
 from tests._wfdb_records import synthetic_ecg
 
 
@@ -188,7 +190,7 @@ def test_batches_are_independent_of_chunking(monkeypatch):
     beats = (_ecg_beats(12) + _odd_beats(rng)) * 3
     values, offsets = _pack(beats)
     whole = render_beats(values, offsets)
-    monkeypatch.setattr(raster, "_BEAT_CHUNK", 5)  # the NumPy reference's batches
+    monkeypatch.setattr(_raster_reference, "_BEAT_CHUNK", 5)  # the NumPy reference's batches
     chunked = render_beats_numpy(values, offsets, size=128, box=(6.4, 6.4, 121.6, 121.6))
     one_by_one = np.stack([render_beats(values, offsets[i:i + 2])[0] for i in range(len(beats))])
     assert np.array_equal(whole, chunked) and np.array_equal(whole, one_by_one)

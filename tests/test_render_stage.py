@@ -25,6 +25,8 @@ from pipelines.formats import shards
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.signal.labels import map_symbols
 from pipelines.render import RenderConfig, run_render
+from pipelines.formats import beats as beats_format
+from pipelines.imaging import draw
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +132,7 @@ def test_params_yaml_section_is_valid():
     from pipelines.core.params import load_params
 
     cfg = RenderConfig.from_params(load_params(REPO / "params.yaml", "render"))
-    assert cfg.engine in render.ENGINES and cfg.interpolation in render.INTERPOLATIONS
+    assert cfg.engine in draw.ENGINES and cfg.interpolation in draw.INTERPOLATIONS
     assert cfg.skip_symbols == ("N",) and cfg.materialise
 
 
@@ -218,12 +220,12 @@ def test_rows_sorted_and_png_decodes_to_engine_output(tmp_path):
     assert all(p[:8] == b"\x89PNG\r\n\x1a\n" and p[24] == 8 and p[25] == 0 for p in pngs)  # bit depth 8, grey
     decoded = shards.decode_images(pngs)
     assert decoded.shape == (len(t), 128, 128) and decoded.dtype == np.uint8
-    src = render.read_beats(beats)
+    src = beats_format.read_beats(beats)
     from pipelines.imaging.raster import render_beats
     originals = render_beats(src.values, src.offsets, size=128, margin=0.05, line_width=1.5)
     assert np.array_equal(decoded[(t["crop"] == 0).to_numpy()], originals)
     from pipelines.imaging.crops import nine_crops
-    aug = render.augment_mask(src.meta.column("symbol"), ["N"], True)
+    aug = draw.augment_mask(src.meta.column("symbol"), ["N"], True)
     crops = nine_crops(originals[aug], crop=96, offsets=(0, 16, 32), interpolation="linear")
     got = decoded[(t["crop"] > 0).to_numpy()].reshape(crops.shape)
     assert np.array_equal(got, crops)
@@ -331,7 +333,7 @@ def test_shard_splitting_naming_and_row_groups(tmp_path):
 def test_output_independent_of_chunking(tmp_path, beats, monkeypatch):
     a, b = tmp_path / "a", tmp_path / "b"
     run_render("annotations", beats, a, config(row_group_rows=16))
-    monkeypatch.setattr(render, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(draw, "CHUNK_ROWS", 7)
     run_render("annotations", beats, b, config(row_group_rows=16))
     assert dir_bytes(a) == dir_bytes(b)
 
@@ -381,7 +383,7 @@ def test_failure_mid_run_leaves_previous_output(tmp_path, beats, monkeypatch):
     out = tmp_path / "out"
     run_render("annotations", beats, out, config(row_group_rows=8, shard_mb=0.05))
     before = dir_bytes(out)
-    monkeypatch.setattr(render, "CHUNK_ROWS", 5)  # several chunks; fail on the second
+    monkeypatch.setattr(draw, "CHUNK_ROWS", 5)  # several chunks; fail on the second
     _fail_on_call(monkeypatch, 2)
     with pytest.raises(RuntimeError, match="encoder failed"):
         run_render("annotations", beats, out, config(crops={"materialise": False}, row_group_rows=8, shard_mb=0.01))
@@ -391,7 +393,7 @@ def test_failure_mid_run_leaves_previous_output(tmp_path, beats, monkeypatch):
 
 def test_failure_mid_run_leaves_no_output(tmp_path, beats, monkeypatch):
     out = tmp_path / "out"
-    monkeypatch.setattr(render, "CHUNK_ROWS", 20)
+    monkeypatch.setattr(draw, "CHUNK_ROWS", 20)
     _fail_on_call(monkeypatch, 2)
     with pytest.raises(RuntimeError):
         run_render("annotations", beats, out, config(shard_mb=0.01))
@@ -464,14 +466,14 @@ def test_progress_lines_and_summary(tmp_path, beats):
 
 
 def test_chunk_edges_and_gather():
-    assert render.chunk_edges(np.array([], np.int64)).tolist() == [0]
-    edges = render.chunk_edges(np.array([1, 10, 10, 1, 1, 10]), chunk_rows=10)
+    assert draw.chunk_edges(np.array([], np.int64)).tolist() == [0]
+    edges = draw.chunk_edges(np.array([1, 10, 10, 1, 1, 10]), chunk_rows=10)
     assert edges.tolist() == [0, 2, 3, 6]  # chunks hold the beats starting in each 10-row window
     values = np.arange(10, dtype=np.float32)
     offsets = np.array([0, 3, 3, 7, 10])
-    v, o = render.gather_signals(values, offsets, np.array([1, 3]))
+    v, o = beats_format.gather_signals(values, offsets, np.array([1, 3]))
     assert v.tolist() == [7.0, 8.0, 9.0] and o.tolist() == [0, 0, 3]
-    v, o = render.gather_signals(values, offsets, np.array([2, 3]))
+    v, o = beats_format.gather_signals(values, offsets, np.array([2, 3]))
     assert v.tolist() == list(range(3, 10)) and o.tolist() == [0, 4, 7]
 
 
@@ -506,7 +508,7 @@ def test_local_cluster_output_identical_to_local_run(tmp_path, cluster, monkeypa
     beats = write_beats_table(tmp_path / "b.parquet", records)
     serial, remote, local = tmp_path / "serial", tmp_path / "remote", tmp_path / "local"
     run_render("annotations", beats, serial, config(shard_mb=0.3, row_group_rows=64))
-    monkeypatch.setattr(render, "CHUNK_ROWS", 50)  # many tasks
+    monkeypatch.setattr(draw, "CHUNK_ROWS", 50)  # many tasks
     run_render("annotations", beats, remote, config(shard_mb=0.3, row_group_rows=64,
                                                     scheduler=cluster.scheduler_address))
     assert dir_bytes(serial) == dir_bytes(remote)
@@ -524,17 +526,23 @@ def test_worker_killed_mid_run_is_survived(tmp_path, cluster, monkeypatch):
     beats = write_beats_table(tmp_path / "b.parquet", records)
     reference, out = tmp_path / "ref", tmp_path / "out"
     run_render("annotations", beats, reference, config())
-    monkeypatch.setattr(render, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(draw, "CHUNK_ROWS", 40)
     with Client(cluster.scheduler_address, set_as_default=False) as client:
         pids = sorted(client.run(os.getpid).values())
         killed = []
 
-        def kill_one(i, chunk):
-            if i == 1 and not killed:
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
+        class KillingWriter(render.DatasetWriter):
+            """Kills a worker once, after the driver has written the second chunk."""
 
-        run_render("annotations", beats, out, config(scheduler=cluster.scheduler_address), on_chunk=kill_one)
+            def add(self, table, row_bytes):
+                super().add(table, row_bytes)
+                self.chunks = getattr(self, "chunks", 0) + 1
+                if self.chunks == 2 and not killed:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+
+        monkeypatch.setattr(render, "DatasetWriter", KillingWriter)
+        run_render("annotations", beats, out, config(scheduler=cluster.scheduler_address))
         assert killed
         client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
     assert dir_bytes(reference) == dir_bytes(out)
@@ -570,7 +578,7 @@ def test_real_records_render(tmp_path):
     # the originals are exactly the engine's drawing of the beats table's windows
     first = pq.read_table(out / manifest["shards"][0]["file"])
     crop0 = first.filter(pc.equal(first.column("crop"), 0)).slice(0, 50)
-    src = render.read_beats(beats)
+    src = beats_format.read_beats(beats)
     from pipelines.imaging.raster import render_beats
     want = render_beats(src.values, src.offsets[:51], size=128, margin=0.05, line_width=1.5)
     assert np.array_equal(shards.decode_images(crop0.column("image")), want)

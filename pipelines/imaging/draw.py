@@ -1,0 +1,297 @@
+"""Draw one chunk of beats: images, their nine crops, PNG rows; and the render settings.
+
+The render stage (:mod:`pipelines.render`) cuts the beats of a beats table into chunks
+(:func:`chunk_edges`) and runs :func:`render_chunk` on each as one task
+(:func:`pipelines.core.parallel.run_tasks`). Everything here is a pure function of arrays and a
+:class:`RenderConfig` (the ``render`` section of ``params.yaml``).
+
+Beats that cannot be drawn are excluded (:func:`exclusions`): fewer than 2 samples (``too_short``)
+or a NaN or infinite sample (``non_finite``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..core.errors import ConfigError
+from ..core.parallel import in_dask_worker, local_workers, scheduler_address
+from ..formats import shards
+from ..formats.beats import Beats
+from .crops import INTERPOLATIONS as crop_interpolations
+from .crops import nine_crops
+
+#: Drawing engines (``render.engine``).
+ENGINES: tuple[str, ...] = ("raster", "matplotlib")
+
+#: Crop resize interpolations (``render.crops.interpolation``), as :mod:`pipelines.imaging.crops` knows them.
+INTERPOLATIONS: tuple[str, ...] = tuple(crop_interpolations)
+
+#: Parquet codecs accepted for ``render.compression``.
+COMPRESSIONS: tuple[str, ...] = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
+
+#: Images per task (a chunk ends at the beat that reaches this many rows). About 64 MB of
+#: pixels at 128 x 128, under half a second of work on one core.
+CHUNK_ROWS = 4096
+
+#: Exclusion reasons, in the manifest's order.
+EXCLUSION_REASONS: tuple[str, ...] = ("too_short", "non_finite")
+
+#: Parameters that change how the work runs but never the output (kept out of the manifest).
+EXECUTION_PARAMS: tuple[str, ...] = ("scheduler", "workers")
+
+
+
+# --------------------------------------------------------------------------------------------- config
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """The ``render`` section of ``params.yaml``, validated.
+
+    Examples
+    --------
+    >>> cfg = RenderConfig.from_params({"engine": "raster", "crops": {"interpolation": "linear"}})
+    >>> cfg.size, cfg.crop_offsets, cfg.skip_symbols
+    (128, (0, 16, 32), ('N',))
+    >>> RenderConfig.from_params({"engine": "svg"})
+    Traceback (most recent call last):
+    ...
+    pipelines.core.errors.ConfigError: render.engine: unknown engine 'svg'; expected one of ['matplotlib', 'raster']
+    """
+
+    engine: str = "raster"
+    size: int = 128
+    margin: float = 0.05
+    line_width: float = 1.5
+    materialise: bool = True
+    crop_size: int = 96
+    crop_offsets: tuple[int, ...] = (0, 16, 32)
+    interpolation: str = "linear"
+    skip_symbols: tuple[str, ...] = ("N",)
+    shard_mb: float = 100.0
+    row_group_rows: int = 4096
+    compression: str = "zstd"
+    png_level: int = shards.DEFAULT_PNG_LEVEL
+    scheduler: str | None = None
+    workers: int = 0
+
+    @classmethod
+    def from_params(cls, render: Mapping[str, Any]) -> "RenderConfig":
+        """Build from the ``render`` params section; raise :class:`ConfigError` on bad values."""
+        if not isinstance(render, Mapping):
+            raise ConfigError("render: expected a mapping of render params")
+        crops = render.get("crops") or {}
+        if not isinstance(crops, Mapping):
+            raise ConfigError("render.crops: expected a mapping")
+        d = cls()
+        try:
+            cfg = cls(
+                engine=str(render.get("engine", d.engine)),
+                size=int(render.get("size", d.size)),
+                margin=float(render.get("margin", d.margin)),
+                line_width=float(render.get("line_width", d.line_width)),
+                materialise=bool(crops.get("materialise", d.materialise)),
+                crop_size=int(crops.get("size", d.crop_size)),
+                crop_offsets=tuple(int(o) for o in crops.get("offsets", d.crop_offsets)),
+                interpolation=str(crops.get("interpolation", d.interpolation)),
+                skip_symbols=tuple(str(s) for s in (crops.get("skip_symbols", d.skip_symbols) or ())),
+                shard_mb=float(render.get("shard_mb", d.shard_mb)),
+                row_group_rows=int(render.get("row_group_rows", d.row_group_rows)),
+                compression=str(render.get("compression", d.compression)).lower(),
+                png_level=int(render.get("png_level", d.png_level)),
+                scheduler=(str(render["scheduler"]) if render.get("scheduler") else None),
+                workers=int(render.get("workers", d.workers)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"render: bad value ({exc})") from None
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first param that cannot work."""
+        if self.engine not in ENGINES:
+            raise ConfigError(f"render.engine: unknown engine {self.engine!r}; expected one of {sorted(ENGINES)}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"render.crops.interpolation: unknown interpolation {self.interpolation!r}; "
+                              f"expected one of {sorted(INTERPOLATIONS)}")
+        if not 8 <= self.size <= 4096:
+            raise ConfigError(f"render.size: {self.size} is not in [8, 4096]")
+        if not 0.0 <= self.margin < 0.5:
+            raise ConfigError(f"render.margin: {self.margin} is not in [0, 0.5)")
+        if not self.line_width > 0:
+            raise ConfigError(f"render.line_width: {self.line_width} must be positive")
+        if len(self.crop_offsets) != 3:
+            raise ConfigError(f"render.crops.offsets: {list(self.crop_offsets)} must hold 3 offsets (nine crops)")
+        if not 0 < self.crop_size <= self.size:
+            raise ConfigError(f"render.crops.size: {self.crop_size} is not in (0, render.size={self.size}]")
+        if any(o < 0 or o + self.crop_size > self.size for o in self.crop_offsets):
+            raise ConfigError(f"render.crops.offsets: {list(self.crop_offsets)} put a {self.crop_size}-pixel crop "
+                              f"outside the {self.size}-pixel image")
+        if not self.shard_mb > 0:
+            raise ConfigError(f"render.shard_mb: {self.shard_mb} must be positive")
+        if self.row_group_rows < 1:
+            raise ConfigError(f"render.row_group_rows: {self.row_group_rows} must be positive")
+        if self.compression not in COMPRESSIONS:
+            raise ConfigError(f"render.compression: unknown codec {self.compression!r}; expected one of "
+                              f"{list(COMPRESSIONS)}")
+        if not 0 <= self.png_level <= 9:
+            raise ConfigError(f"render.png_level: {self.png_level} is not in [0, 9]")
+        if self.workers < 0:
+            raise ConfigError(f"render.workers: {self.workers} must be >= 0 (0 = all cores)")
+
+    @property
+    def n_crops(self) -> int:
+        """Crops per augmented beat (9)."""
+        return len(self.crop_offsets) ** 2
+
+    @property
+    def target_bytes(self) -> int:
+        """Shard payload target in bytes (``shard_mb`` x 10^6)."""
+        return max(1, int(self.shard_mb * 1_000_000))
+
+    def output_params(self) -> dict[str, Any]:
+        """The params that determine the output (all but :data:`EXECUTION_PARAMS`), as in params.yaml."""
+        return {
+            "engine": self.engine, "size": self.size, "margin": self.margin, "line_width": self.line_width,
+            "crops": {"materialise": self.materialise, "size": self.crop_size, "offsets": list(self.crop_offsets),
+                      "interpolation": self.interpolation, "skip_symbols": list(self.skip_symbols)},
+            "shard_mb": self.shard_mb, "row_group_rows": self.row_group_rows, "compression": self.compression,
+            "png_level": self.png_level,
+        }
+
+    def scheduler_address(self) -> str | None:
+        """``scheduler``, else the ``DASK_SCHEDULER_ADDRESS`` environment variable, else None (local)."""
+        return scheduler_address(self.scheduler)
+
+    def n_workers(self) -> int:
+        """Local worker processes: ``workers``, or the usable CPUs when 0 (:func:`local_workers`)."""
+        return local_workers(self.workers)
+
+
+# ---------------------------------------------------------------------------------------------- chunks
+
+def exclusions(beats: Beats) -> np.ndarray:
+    """Exclusion reason code of each beat: 0 kept, ``1 + EXCLUSION_REASONS.index(reason)`` otherwise.
+
+    A beat with fewer than 2 samples is ``too_short`` (nothing to draw a line with); a beat with a
+    NaN or infinite sample is ``non_finite``. Vectorised over all samples.
+    """
+    code = np.zeros(len(beats.offsets) - 1, dtype=np.int8)
+    bad = np.flatnonzero(~np.isfinite(beats.values))
+    if bad.size:
+        code[np.unique(np.searchsorted(beats.offsets, bad, side="right") - 1)] = 2
+    code[beats.lengths < 2] = 1
+    return code
+
+
+def augment_mask(symbols: pa.ChunkedArray | pa.Array, skip_symbols: Sequence[str], materialise: bool) -> np.ndarray:
+    """True for beats that get the nine crops: materialised, symbol known and not skipped.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> augment_mask(pa.array(["N", "V", None]), ["N"], True).tolist()
+    [False, True, False]
+    """
+    if not materialise:
+        return np.zeros(len(symbols), dtype=bool)
+    skipped = pc.is_in(symbols, value_set=pa.array(list(skip_symbols), pa.string()))
+    aug = pc.and_(pc.invert(skipped), pc.is_valid(symbols))
+    return aug.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def chunk_edges(rows_per_beat: np.ndarray, chunk_rows: int | None = None) -> np.ndarray:
+    """Beat indices where chunks start (and the end): a chunk closes at the beat reaching ``chunk_rows``.
+
+    Examples
+    --------
+    >>> chunk_edges(np.array([1, 10, 1, 10, 1]), chunk_rows=11).tolist()
+    [0, 2, 4, 5]
+    """
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    n = len(rows_per_beat)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    before = np.concatenate([[0], np.cumsum(rows_per_beat)[:-1]])
+    chunk_id = before // chunk_rows
+    return np.concatenate([[0], np.flatnonzero(np.diff(chunk_id)) + 1, [n]]).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------- task
+
+@dataclass
+class EncodedChunk:
+    """Encoded rows of one chunk, beat-major: each beat's crop 0 then its crops 1..9 (if any).
+
+    ``beat`` is the row's beat index within the chunk; image ``i`` is ``data[offsets[i]:offsets[i+1]]``.
+    """
+
+    beat: np.ndarray
+    crop: np.ndarray
+    data: np.ndarray
+    offsets: np.ndarray
+    image_shape: tuple[int, int]
+
+    @property
+    def row_bytes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def draw(values: np.ndarray, offsets: np.ndarray, cfg: RenderConfig) -> np.ndarray:
+    """Draw beats with the configured engine: uint8 (n, size, size)."""
+    if cfg.engine == "raster":
+        from .raster import render_beats
+        return render_beats(values, offsets, size=cfg.size, margin=cfg.margin, line_width=cfg.line_width)
+    from .recipe import render_beats as recipe_render
+    return recipe_render(values, offsets, size=cfg.size)
+
+
+def render_chunk(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, cfg: RenderConfig) -> EncodedChunk:
+    """Draw a chunk of beats, add the nine crops of the ``augment`` beats, PNG-encode every row.
+
+    Parameters
+    ----------
+    values, offsets : ndarray
+        The chunk's samples in ListArray layout (float32 values, int64 offsets from 0).
+    augment : ndarray of bool
+        Beats that get crop rows 1..9.
+    cfg : RenderConfig
+
+    Returns
+    -------
+    EncodedChunk
+        Rows in output order (beat, then crop).
+    """
+    if in_dask_worker():
+        cv2.setNumThreads(1)  # one task per worker thread: no OpenCV thread pool on top
+    n = len(offsets) - 1
+    images = np.asarray(draw(values, offsets, cfg))
+    if images.shape != (n, cfg.size, cfg.size) or images.dtype != np.uint8:
+        raise RuntimeError(f"render engine {cfg.engine!r} returned {images.dtype} {images.shape}, "
+                           f"expected uint8 {(n, cfg.size, cfg.size)}")
+    k = 1 + cfg.n_crops * augment.astype(np.int64)
+    first = np.zeros(n, dtype=np.int64)
+    np.cumsum(k[:-1], out=first[1:])
+    total = int(k.sum())
+    # Row j of the output is views[source[j]]: originals first, then the crops (no pixel copies).
+    source = np.empty(total, dtype=np.int64)
+    source[first] = np.arange(n)
+    crop = np.zeros(total, dtype=np.int8)
+    views = list(images)
+    m = int(augment.sum())
+    if m:
+        crops = np.asarray(nine_crops(images[augment], crop=cfg.crop_size, offsets=cfg.crop_offsets,
+                                      interpolation=cfg.interpolation))
+        if crops.shape != (m, cfg.n_crops) + images.shape[1:]:
+            raise RuntimeError(f"nine_crops returned {crops.shape}, expected {(m, cfg.n_crops) + images.shape[1:]}")
+        pos = (first[augment][:, None] + np.arange(1, cfg.n_crops + 1)).ravel()
+        source[pos] = n + np.arange(m * cfg.n_crops)
+        crop[pos] = np.tile(np.arange(1, cfg.n_crops + 1, dtype=np.int8), m)
+        views += list(crops.reshape((-1,) + images.shape[1:]))
+    data, offs = shards.encode_png([views[j] for j in source.tolist()], cfg.png_level)
+    beat = np.repeat(np.arange(n, dtype=np.int64), k)
+    return EncodedChunk(beat=beat, crop=crop, data=data, offsets=offs, image_shape=tuple(images.shape[1:]))
