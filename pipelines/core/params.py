@@ -23,7 +23,6 @@ import difflib
 import hashlib
 import json
 import os
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError
-from .schema import SECTIONS, Params, Section
+from .schema import SECTIONS, KeyProblem, Params, Section
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -113,9 +112,9 @@ def problems(exc: ValidationError, data: Any, where: str) -> list[str]:
     for err in exc.errors(include_url=False):
         loc = _key_loc(err["loc"], data)
         message = _message(err, loc)
-        sub = re.match(r"^([A-Za-z_][\w.\-\[\]]*): (.*)$", message) if err["type"] == "value_error" else None
-        if sub:                       # a model check naming the key below its model: "crops.size: ..."
-            loc, message = loc + tuple(sub.group(1).split(".")), sub.group(2)
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, KeyProblem):        # a cross-key rule naming the key below its model
+            loc, message = loc + error.path, error.problem
         lines.setdefault(_dotted(loc), [])
         if message not in lines[_dotted(loc)]:
             lines[_dotted(loc)].append(message)
@@ -168,6 +167,7 @@ def _message(err: dict, loc: tuple) -> str:
         return f"expected an integer{got}"
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()))
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
         return f"must be {_BOUNDS[kind]} {bound}{got}"
     if kind in ("finite_number",):
         return f"must be a finite number{got}"

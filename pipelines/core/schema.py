@@ -58,7 +58,7 @@ MODEL_NAMES: tuple[str, ...] = ("small_cnn", "vgg", "crnn")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
-Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]   # any finite quantity >= 0
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -69,6 +69,14 @@ def _fraction(value: float) -> float:
 
 
 Fraction = Annotated[float, AfterValidator(_fraction)]
+
+
+class KeyProblem(ValueError):
+    """A cross-key rule's failure, naming the key (``path``, below the model that checks it)."""
+
+    def __init__(self, *path: str | int, problem: str):
+        self.path, self.problem = tuple(path), problem
+        super().__init__(problem)
 
 
 class Section(BaseModel):
@@ -99,7 +107,7 @@ class IngestParams(Section):
             names = [str(r) for r in self.records]
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:
-                raise ValueError(f"records: lists {', '.join(twice)} twice")
+                raise KeyProblem("records", problem=f"lists {', '.join(twice)} twice")
         return self
 
 
@@ -107,6 +115,28 @@ class IngestParams(Section):
 
 class ChristovSection(Section):
     refine_ms: Milliseconds = 50.0
+
+
+class QualitySection(Section):
+    """``segment.quality`` (:class:`pipelines.signal.quality.QualitySpec`)."""
+
+    flat_mv: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05
+    max_mv: PositiveFloat = 15.0
+    saturated_ms: Optional[Milliseconds] = None
+
+
+class QualitySection(Section):
+    """``segment.quality``: the beat screen (``pipelines.signal.quality.QualitySpec``)."""
+
+    flat_mv: Milliseconds = 0.05          # millivolts, >= 0 and finite like the milliseconds
+    max_mv: Milliseconds = 15.0
+    saturated_ms: Optional[Milliseconds] = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "QualitySection":
+        if self.max_mv <= self.flat_mv:
+            raise KeyProblem("max_mv", problem=f"{self.max_mv} must exceed flat_mv ({self.flat_mv})")
+        return self
 
 
 class SegmentParams(Section):
@@ -118,13 +148,15 @@ class SegmentParams(Section):
     match_tolerance_ms: Milliseconds = 150.0
     extra_symbols: list[NonEmptyStr] = []
     christov: ChristovSection = ChristovSection()
+    quality: QualitySection = QualitySection()
+    quality: QualitySection = QualitySection()
     scheduler: Optional[NonEmptyStr] = None          # execution only: where records run, not what is written
     workers: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _fixed_holds_r(self) -> "SegmentParams":
         if self.window == "fixed" and self.fixed_after_ms <= 0:
-            raise ValueError("fixed_after_ms: must be > 0 so that a fixed window holds its R-peak")
+            raise KeyProblem("fixed_after_ms", problem="must be > 0 so that a fixed window holds its R-peak")
         return self
 
 
@@ -155,9 +187,9 @@ class RenderParams(Section):
     def _crops_fit(self) -> "RenderParams":
         crop, size = self.crops.size, self.size
         if crop > size:
-            raise ValueError(f"crops.size: {crop} is larger than render.size={size}")
+            raise KeyProblem("crops", "size", problem=f"{crop} is larger than render.size={size}")
         if any(o + crop > size for o in self.crops.offsets):
-            raise ValueError(f"crops.offsets: {self.crops.offsets} put a {crop}-pixel crop outside the "
+            raise KeyProblem("crops", "offsets", problem=f"{self.crops.offsets} put a {crop}-pixel crop outside the "
                              f"{size}-pixel image")
         return self
 
@@ -178,7 +210,7 @@ class PerSchemeK(Section):
 
 
 def _k_kind(value: Any) -> str:
-    return "per scheme" if isinstance(value, dict) else "one K"
+    return "per scheme" if isinstance(value, (dict, PerSchemeK)) else "one K"
 
 
 class FoldsSection(Section):
@@ -210,7 +242,7 @@ class RunSection(Section):
     @model_validator(mode="after")
     def _distinct_classes(self) -> "RunSection":
         if self.train_classes is not None and len(set(self.train_classes)) != len(self.train_classes):
-            raise ValueError(f"train_classes: lists a class twice: {self.train_classes}")
+            raise KeyProblem("train_classes", problem=f"lists a class twice: {self.train_classes}")
         return self
 
 
@@ -254,9 +286,9 @@ class TrainParams(Section):
     def _runs_resolve(self) -> "TrainParams":
         for name, run in self.runs.items():
             if not RUN_NAME.match(name):
-                raise ValueError(f"runs.{name}: a run name is letters, digits, '_', '.', '-' (a DVC stage key)")
+                raise KeyProblem("runs", name, problem="a run name is letters, digits, '_', '.', '-' (a DVC stage key)")
             if getattr(self, run.model) is None:
-                raise ValueError(f"runs.{name}.model: {run.model!r} needs a train.{run.model} section")
+                raise KeyProblem("runs", name, "model", problem=f"{run.model!r} needs a train.{run.model} section")
         return self
 
     def model_params(self, model: str) -> ModelParams:
