@@ -34,33 +34,39 @@ def _odd_beats(rng):
         np.zeros(40), np.full(300, 3.0), [1.0, -1.0], np.sin(np.linspace(0, 40, 4000))]
 
 
-def reference_render(beat, size, box, line_width):
+def reference_render(beat, size, x_range, line_width, y_of=None, box=None):
     """The engine's definition, pixel by pixel in float64 with Python loops (slow, obviously right).
 
-    Column c's span is [y(max) - w/2, y(min) + w/2] over the polyline's points within [c, c + 1)
-    (samples inside plus the interpolated values on the column edges); a pixel's darkness is the
-    fraction of its height the span covers.
+    Sample j of a beat of L samples lies at x = left + j * (right - left) / (L - 1), ``x_range = (left, right)``;
+    only the columns inside the image are drawn. Column c's span is [y(max) - w/2, y(min) + w/2] over the
+    polyline's points within [c, c + 1) (samples inside plus the interpolated values on the column edges); a
+    pixel's darkness is the fraction of its height the span covers.
+
+    ``y_of(v)`` maps amplitude to rows; without it the drawn part's min..max fills ``box = (top, bottom)``.
     """
-    left, top, right, bottom = box
+    left, right = x_range
     beat = np.asarray(beat, dtype=np.float64)
     xs = left + np.arange(beat.size) * (right - left) / (beat.size - 1)
-    columns = range(math.floor(left), math.ceil(right))
+    last = math.ceil(right) - 1
+    columns = range(max(math.floor(left), 0), min(last + 1, size))
     extents = []
     for c in columns:
         points = list(np.interp([max(c, left), min(c + 1, right)], xs, beat))
         points += list(beat[(xs >= c) & (xs < c + 1)])
-        if c == columns[-1]:
+        if c == last:
             points += list(beat[xs >= c])
         extents.append((min(points), max(points)))
-    vmin, vmax = min(e[0] for e in extents), max(e[1] for e in extents)
+    if y_of is None:
+        top, bottom = box
+        vmin, vmax = min(e[0] for e in extents), max(e[1] for e in extents)
 
-    def y(v):
-        return (top + bottom) / 2 if vmax == vmin else top + (vmax - v) * (bottom - top) / (vmax - vmin)
+        def y_of(v):
+            return (top + bottom) / 2 if vmax == vmin else top + (vmax - v) * (bottom - top) / (vmax - vmin)
 
     img = np.full((size, size), 255, np.uint8)
     for c, (lo_v, hi_v) in zip(columns, extents):
-        lo = min(max(y(hi_v) - line_width / 2, 0), size)
-        hi = min(max(y(lo_v) + line_width / 2, 0), size)
+        lo = min(max(y_of(hi_v) - line_width / 2, 0), size)
+        hi = min(max(y_of(lo_v) + line_width / 2, 0), size)
         for r in range(size):
             cover = min(max(min(r + 1, hi) - max(r, lo), 0.0), 1.0)
             img[r, c] = int(255.5 - 255 * cover)
@@ -78,7 +84,7 @@ def test_matches_pixel_by_pixel_reference(size, box, width):
     beats = _ecg_beats(8) + _odd_beats(rng)
     images = render_beats_box(*_pack(beats), size=size, box=box, line_width=width)
     for i, beat in enumerate(beats):
-        expected = reference_render(np.asarray(beat, np.float32), size, box, width)
+        expected = reference_render(np.asarray(beat, np.float32), size, (box[0], box[2]), width, box=(box[1], box[3]))
         diff = np.abs(images[i].astype(int) - expected)
         assert diff.max() <= 1, f"beat {i} ({len(beat)} samples): {int((diff > 1).sum())} pixels off"
 

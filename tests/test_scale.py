@@ -11,6 +11,7 @@ from pipelines.imaging.raster import render_beats
 from pipelines.imaging.scale import (ImageScale, amplitude_axis, beat_medians, record_amplitude, render_beats_scaled,
                                      time_axis)
 from tests._wfdb_records import synthetic_ecg
+from tests.test_raster import reference_render
 
 FS = 360.0
 
@@ -43,40 +44,6 @@ def _inked_cols(img):
 
 def _inked_rows(img, level=255):
     return np.flatnonzero((img < level).any(axis=1))
-
-
-def reference_render(beat, size, x_range, line_width, y_of=None, box=None):
-    """The engine's definition in float64 with Python loops, for any x range (cut at the image's sides).
-
-    ``y_of(v)`` maps amplitude to rows; without it the drawn part's min..max fills ``box = (top, bottom)``.
-    """
-    left, right = x_range
-    beat = np.asarray(beat, dtype=np.float64)
-    xs = left + np.arange(beat.size) * (right - left) / (beat.size - 1)
-    last = math.ceil(right) - 1
-    columns = range(max(math.floor(left), 0), min(last + 1, size))
-    extents = []
-    for c in columns:
-        points = list(np.interp([max(c, left), min(c + 1, right)], xs, beat))
-        points += list(beat[(xs >= c) & (xs < c + 1)])
-        if c == last:
-            points += list(beat[xs >= c])
-        extents.append((min(points), max(points)))
-    if y_of is None:
-        top, bottom = box
-        vmin, vmax = min(e[0] for e in extents), max(e[1] for e in extents)
-
-        def y_of(v):
-            return (top + bottom) / 2 if vmax == vmin else top + (vmax - v) * (bottom - top) / (vmax - vmin)
-
-    img = np.full((size, size), 255, np.uint8)
-    for c, (lo_v, hi_v) in zip(columns, extents):
-        lo = min(max(y_of(hi_v) - line_width / 2, 0), size)
-        hi = min(max(y_of(lo_v) + line_width / 2, 0), size)
-        for r in range(size):
-            cover = min(max(min(r + 1, hi) - max(r, lo), 0.0), 1.0)
-            img[r, c] = int(255.5 - 255 * cover)
-    return img
 
 
 # --- the recipe stays byte-identical --------------------------------------------------------------------------------
