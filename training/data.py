@@ -25,14 +25,14 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import ConfigError, DataError, usable_cpus
+from pipelines import ConfigError, DataError, decode_png, usable_cpus
 
 from .folds import Fold
 from .meta import ImageSet
@@ -180,12 +180,55 @@ def cap_per_class(y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarr
 DECODERS: tuple[str, ...] = ("cv2", "tf")
 
 
+def rr_columns(images: ImageSet) -> dict[str, np.ndarray]:
+    """The RR columns (:data:`pipelines.RR_COLUMNS`, float64, NaN where missing) of every image row.
+
+    From ``images.rows`` when it holds them, else read column-wise from the shards, in shard order.
+
+    Raises
+    ------
+    DataError
+        Naming the first shard without the RR columns (an image set that predates them).
+    """
+    from pipelines import RR_COLUMNS
+
+    if all(c in images.rows.columns for c in RR_COLUMNS):
+        return {c: images.rows[c].to_numpy(np.float64, na_value=np.nan) for c in RR_COLUMNS}
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in RR_COLUMNS}
+    for path in images.shards:
+        pf = pq.ParquetFile(path)
+        missing = [c for c in RR_COLUMNS if c not in pf.schema_arrow.names]
+        if missing:
+            raise DataError(str(path), f"no RR column(s) {missing}: a rhythm model needs an image set "
+                                       "rendered with the rhythm columns (rerun segment and render)")
+        table = pf.read(columns=list(RR_COLUMNS))
+        for c in RR_COLUMNS:
+            parts[c].append(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64))
+    return {c: np.concatenate(v) for c, v in parts.items()}
+
+
+def rhythm_inputs(images: ImageSet, rows: np.ndarray | None = None) -> np.ndarray:
+    """Rhythm features (:func:`pipelines.rhythm_features`) of image rows ``rows`` (all when None), float32.
+
+    Missing intervals (record edges) are handled by ``rhythm_features``; any NaN left becomes 0.
+    Raises :class:`DataError` as :func:`rr_columns` does.
+    """
+    from pipelines import RR_COLUMNS, rhythm_features
+
+    table = rr_columns(images)
+    pick = slice(None) if rows is None else np.asarray(rows, np.int64)
+    features = rhythm_features(*(table[c][pick] for c in RR_COLUMNS))
+    return np.nan_to_num(np.asarray(features, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 class _Reader:
     """Seeded reader of row-group windows of encoded images (the Python half of the stream)."""
 
     def __init__(self, images: ImageSet, sel: Selection, weights: np.ndarray | None, *, shuffle: bool,
-                 seed: int, window_rows: int):
+                 seed: int, window_rows: int, features: np.ndarray | None = None):
         self.images, self.sel, self.shuffle, self.seed = images, sel, shuffle, seed
+        self.features = (np.zeros((len(sel), 0), np.float32) if features is None
+                         else np.asarray(features, np.float32))
         self.window_rows = max(int(window_rows), 1)
         meta = images.rows
         self.shard = meta["shard"].to_numpy()[sel.rows]
@@ -226,8 +269,9 @@ class _Reader:
         for entries, data, raw in self.windows():
             yield data, self.sel.y[entries], self.weights[entries], raw
 
-    def decoded(self, batch_size: int, input_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Generator for the ``cv2`` decoder: batches of (uint8 images, y, weight), decoded in threads."""
+    def decoded(self, batch_size: int, input_size: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """Generator for the ``cv2`` decoder: batches of (uint8 images, rhythm features, y, weight),
+        decoded in threads."""
         from concurrent.futures import ThreadPoolExecutor
 
         size = self.images.image_size
@@ -236,11 +280,11 @@ class _Reader:
             def flush(entries, data, raw, final):
                 n_full = entries.size if final else entries.size - entries.size % batch_size
                 cuts = list(range(0, n_full, batch_size))
-                jobs = [pool.submit(_decode, data[i:i + batch_size], raw[i:i + batch_size], size, input_size)
-                        for i in cuts]
+                jobs = [pool.submit(_decode, data[i:i + batch_size], raw[i:i + batch_size], size, input_size,
+                                    self.where(entries[i:i + batch_size])) for i in cuts]
                 for i, job in zip(cuts, jobs):
                     e = entries[i:i + batch_size]
-                    yield job.result()[..., None], self.sel.y[e], self.weights[e]
+                    yield job.result()[..., None], self.features[e], self.sel.y[e], self.weights[e]
                 return n_full
 
             windows = self.windows()
@@ -268,26 +312,33 @@ class _Reader:
             data[pos] = pc.take(column.field("bytes"), self.offset[entries[pos]]).to_numpy(zero_copy_only=False)
         raw = self.sel.crop[entries] > 0
         if raw.any():
-            data[raw] = self._make_crops(data[raw], self.sel.crop[entries][raw])
+            data[raw] = self._make_crops(data[raw], self.sel.crop[entries][raw], self.where(entries[raw]))
         if self.shuffle:
             perm = rng.permutation(entries.size)
             entries, data, raw = entries[perm], data[perm], raw[perm]
         return entries, data, raw
 
-    def _make_crops(self, pngs: np.ndarray, which: np.ndarray) -> np.ndarray:
-        """Raw pixel bytes of crop ``which`` (1..9) of each PNG, made with pipelines.imaging.crops.nine_crops."""
-        import cv2
+    def where(self, entries: np.ndarray) -> Callable[[int], str]:
+        """``where(i)``: the shard and beat of ``entries[i]``, for error messages (computed on demand)."""
+        def name(i: int) -> str:
+            e = int(entries[i])
+            beat = self.images.rows["beat_id"].iat[int(self.sel.rows[e])]
+            return f"{self.images.shards[int(self.shard[e])]} beat {beat} crop {int(self.sel.crop[e])}"
+        return name
 
+    def _make_crops(self, pngs: np.ndarray, which: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
+        """Raw pixel bytes of crop ``which`` (1..9) of each PNG, made with pipelines.imaging.crops.nine_crops."""
         nine_crops = _nine_crops()
-        unique, inverse = np.unique(pngs, return_inverse=True)
-        imgs = np.stack([cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_GRAYSCALE) for b in unique])
+        unique, first, inverse = np.unique(pngs, return_index=True, return_inverse=True)
+        imgs = np.stack([decode_png(b, where(int(k))) for b, k in zip(unique, first)])
         p = self.crop_params
         crops = nine_crops(imgs, crop=int(p["size"]), offsets=tuple(p["offsets"]), interpolation=p["interpolation"])
         picked = crops[inverse, which.astype(np.int64) - 1]
         return np.array([c.tobytes() for c in picked], dtype=object)
 
 
-def _decode(data: np.ndarray, raw: np.ndarray, size: int, input_size: int) -> np.ndarray:
+def _decode(data: np.ndarray, raw: np.ndarray, size: int, input_size: int,
+            where: Callable[[int], str] | None = None) -> np.ndarray:
     """Decode a chunk of PNGs (or raw pixels) with OpenCV, resized to ``input_size`` (area when shrinking).
 
     One C call per image (PNG has no batch decoder); OpenCV releases the GIL, so chunks decode in
@@ -301,18 +352,20 @@ def _decode(data: np.ndarray, raw: np.ndarray, size: int, input_size: int) -> np
         buf = np.frombuffer(data[i], np.uint8)
         img = buf.reshape(size, size) if raw[i] else cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         if img is None or img.shape != (size, size):
-            raise DataError("image shards", f"an image is not a {size}x{size} 8-bit grayscale PNG "
-                                            f"(got {None if img is None else img.shape})")
+            raise DataError(where(i) if where is not None else "image shards",
+                            f"not a {size}x{size} 8-bit grayscale PNG (truncated or corrupt? got "
+                            f"{None if img is None else img.shape})")
         out[i] = img if input_size == size else cv2.resize(img, (input_size, input_size), interpolation=interp)
     return out
 
 
 def make_dataset(images: ImageSet, sel: Selection, *, input_size: int, batch_size: int, shuffle: bool,
                  seed: int, shuffle_buffer: int = 8192, weights: np.ndarray | None = None,
-                 decoder: str = "cv2") -> Any:
+                 decoder: str = "cv2", features: np.ndarray | None = None) -> Any:
     """A ``tf.data.Dataset`` of ``(x, y)`` (or ``(x, y, sample_weight)`` when ``weights`` is given) batches.
 
-    ``x`` is float32 ``(batch, input_size, input_size, 1)`` in [0, 1]. Without ``shuffle`` the batches
+    ``x`` is float32 ``(batch, input_size, input_size, 1)`` in [0, 1], or with ``features`` the dict
+    ``{"image": x, "rhythm": (batch, F) float32}`` of a rhythm model. Without ``shuffle`` the batches
     follow the selection's order (so predictions line up with ``sel.rows``).
 
     Parameters
@@ -335,24 +388,37 @@ def make_dataset(images: ImageSet, sel: Selection, *, input_size: int, batch_siz
         ``tf``: ``tf.io.decode_png`` in a parallel ``map`` (``AUTOTUNE``) and ``tf.image.resize``.
         Same pixels up to the resize's rounding; ``cv2`` costs about half the CPU time per image
         (benchmarks/bench_train.py).
+    features : ndarray, optional
+        ``(len(sel), F)`` rhythm features per entry (:func:`rhythm_inputs`), ``cv2`` decoder only.
     """
     import tensorflow as tf
 
     if decoder not in DECODERS:
         raise ConfigError(f"decoder must be one of {list(DECODERS)}, got {decoder!r}")
     size = images.image_size
-    reader = _Reader(images, sel, weights, shuffle=shuffle, seed=seed, window_rows=shuffle_buffer)
+    if features is not None and (decoder != "cv2" or len(features) != len(sel)):
+        raise ConfigError(f"rhythm features need the cv2 decoder and one row per entry ({len(features)} for "
+                          f"{len(sel)})")
+    reader = _Reader(images, sel, weights, shuffle=shuffle, seed=seed, window_rows=shuffle_buffer,
+                     features=features)
 
     def scale(x, y, w):
         x = tf.cast(x, tf.float32) * (1.0 / 255.0)
         return (x, y, w) if weights is not None else (x, y)
 
     if decoder == "cv2":
-        signature = (tf.TensorSpec([None, input_size, input_size, 1], tf.uint8), tf.TensorSpec([None], tf.int32),
+        n_feat = 0 if features is None else features.shape[1]
+        signature = (tf.TensorSpec([None, input_size, input_size, 1], tf.uint8),
+                     tf.TensorSpec([None, n_feat], tf.float32), tf.TensorSpec([None], tf.int32),
                      tf.TensorSpec([None], tf.float32))
         ds = tf.data.Dataset.from_generator(lambda: reader.decoded(batch_size, input_size),
                                             output_signature=signature)
-        ds = ds.map(scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+        def scale_with(x, f, y, w):
+            x, *rest = scale(x, y, w)
+            return ({"image": x, "rhythm": f}, *rest) if features is not None else (x, *rest)
+
+        ds = ds.map(scale_with, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32),
                      tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.bool))

@@ -15,8 +15,10 @@ training code). A rerun after a crash resumes from the last finished fold. At th
 copied into ``--out`` in one atomic step, with ``run.json`` and ``history.csv``.
 
 Outputs (``models/<run>/``): ``run.json``, ``history.csv`` (all folds, ``fold`` column first) and per
-fold ``fold-XX/model.keras``, ``fold-XX/predictions.parquet`` (``beat_id``, ``record``, ``fold``,
-``y_true``, ``y_pred``, ``p_<class>``...), ``fold-XX/history.csv``.
+fold ``fold-XX/model.keras``, ``fold-XX/prior.json`` (the prior correction of the decision rule,
+:mod:`training.selection`), ``fold-XX/predictions.parquet`` (``beat_id``, ``record``, ``fold``,
+``y_true``, ``y_pred``, ``p_<trained class>``...), ``fold-XX/history.csv`` and, when the image set
+has the RR columns, ``fold-XX/baselines.parquet`` (:mod:`training.baselines`).
 """
 from __future__ import annotations
 
@@ -36,10 +38,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, write_json
+from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, run_stage, write_json
 
 from .config import RunConfig, run_config
-from .data import Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset
+from .data import (Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset,
+                   rhythm_inputs, rr_columns)
 from .folds import FoldPlan, check_fold_rows, check_plan, make_folds
 from .meta import ImageSet, check_classes, label_rows, open_images
 
@@ -87,15 +90,20 @@ class Prepared:
         self.beat_rows = np.flatnonzero((crop == 0) & (self.y_rows >= 0))
         y_beats = self.y_rows[self.beat_rows]
         check_classes(y_beats, self.classes, cfg.labels, str(images.root))
+        #: scheme indices of the trained classes (model output order), and scheme index -> output index
+        self.trained = tuple(self.classes.index(c) for c in cfg.train_classes)
+        self.remap = np.full(len(self.classes), -1, np.int32)
+        self.remap[list(self.trained)] = np.arange(len(self.trained), dtype=np.int32)
+        self.rhythm = rhythm_inputs(images) if cfg.rhythm else None       # fails early without RR columns
         beat_ids = rows["beat_id"].to_numpy(dtype=object)
         records = rows["record"].to_numpy(dtype=object)
         self.beat_ids, self.records = beat_ids[self.beat_rows], records[self.beat_rows]
         self.plan: FoldPlan = make_folds(self.beat_ids, self.records, y_beats, scheme=cfg.folds, k=cfg.k,
                                          seed=cfg.seed, validation_fraction=cfg.validation_fraction,
-                                         classes=self.classes)
+                                         classes=self.classes, trained=self.trained)
         check_plan(self.plan, self.beat_ids, self.records, y_beats, classes=self.classes)
         beat_pos = beat_positions(rows, self.beat_rows)
-        n_classes = len(self.classes)
+        n_classes = len(self.trained)
         if 0 < cfg.max_train_images < n_classes:
             raise ConfigError(f"params.yaml: train.{cfg.model}.max_train_images={cfg.max_train_images} is fewer "
                               f"than the {n_classes} classes")
@@ -109,7 +117,9 @@ class Prepared:
             check_fold_rows(fold.index, beat_ids, records, crop, train=sels["train"].rows, val=sels["val"].rows,
                             test=sels["test"].rows, by_record=cfg.folds in ("record", "ds1ds2"),
                             test_beats=self.beat_ids[fold.test])
-            missing = [self.classes[c] for c in range(n_classes) if not (sels["train"].y == c).any()]
+            for side in ("train", "val"):                  # model output indices on the learning sides
+                sels[side] = Selection(sels[side].rows, sels[side].crop, self.remap[sels[side].y])
+            missing = [cfg.train_classes[c] for c in range(n_classes) if not (sels["train"].y == c).any()]
             if missing:
                 raise ConfigError(f"fold {fold.index}: class {', '.join(missing)} has no training images")
             self.selections.append(sels)
@@ -121,19 +131,56 @@ def _history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
 
 
-def _predictions_table(prep: Prepared, fold: int, sel: Selection, probs: np.ndarray) -> pa.Table:
-    meta = prep.images.rows
-    names = np.array(prep.classes, dtype=object)
+def predictions_table(beat_ids: np.ndarray, records: np.ndarray, fold: int | np.ndarray, y_true: np.ndarray,
+                      probs: np.ndarray, classes: tuple[str, ...]) -> pa.Table:
+    """``beat_id, record, fold, y_true, y_pred, p_<class>...`` (the ``predictions.parquet`` layout).
+
+    ``y_true`` holds class names or None (unlabelled); ``y_pred`` is the argmax of ``probs``.
+    """
+    names = np.array(classes, dtype=object)
     cols: dict[str, pa.Array] = {
-        "beat_id": pa.array(meta["beat_id"].to_numpy(dtype=object)[sel.rows], pa.string()),
-        "record": pa.array(meta["record"].to_numpy(dtype=object)[sel.rows], pa.string()),
-        "fold": pa.array(np.full(len(sel), fold, np.int32)),
-        "y_true": pa.array(names[sel.y], pa.string()),
+        "beat_id": pa.array(np.asarray(beat_ids, dtype=object), pa.string()),
+        "record": pa.array(np.asarray(records, dtype=object), pa.string()),
+        "fold": pa.array(np.broadcast_to(np.asarray(fold, np.int32), (len(probs),)).copy()),
+        "y_true": pa.array(np.asarray(y_true, dtype=object), pa.string()),
         "y_pred": pa.array(names[probs.argmax(1)], pa.string()),
     }
-    for c, name in enumerate(prep.classes):
+    for c, name in enumerate(classes):
         cols[f"p_{name}"] = pa.array(probs[:, c].astype(np.float32))
     return pa.table(cols)
+
+
+def _predictions_table(prep: Prepared, fold: int, sel: Selection, probs: np.ndarray) -> pa.Table:
+    meta = prep.images.rows
+    return predictions_table(meta["beat_id"].to_numpy(dtype=object)[sel.rows],
+                             meta["record"].to_numpy(dtype=object)[sel.rows], fold,
+                             np.array(prep.classes, dtype=object)[sel.y], probs, prep.cfg.train_classes)
+
+
+def _baselines_table(prep: Prepared, index: int, sels: dict[str, Selection]) -> pd.DataFrame | None:
+    """Majority and rhythm-only baselines on the fold's test beats (None without RR columns)."""
+    from pipelines import RR_COLUMNS
+
+    from .baselines import baseline_predictions
+
+    try:
+        rr = rr_columns(prep.images)
+    except DataError:
+        return None
+    meta = prep.images.rows
+    train_rows = np.concatenate([sels["train"].rows[sels["train"].crop == 0], sels["val"].rows])
+    train_rows = train_rows[meta["crop"].to_numpy()[train_rows] == 0]       # one row per beat
+    test = sels["test"].rows
+    frame = meta[["beat_id", "record"]].assign(**{c: rr[c] for c in RR_COLUMNS})
+    y_train = prep.remap[prep.y_rows[train_rows]]
+    y_test = np.maximum(prep.remap[sels["test"].y], 0)            # placeholder for untrained classes
+    table = baseline_predictions(frame.iloc[train_rows].reset_index(drop=True), y_train,
+                                 frame.iloc[test].reset_index(drop=True), y_test,
+                                 classes=prep.cfg.train_classes, fold=index, seed=prep.cfg.seed,
+                                 max_weight_ratio=prep.cfg.class_weight_max_ratio or 20.0)
+    names = np.array(prep.classes, dtype=object)[sels["test"].y]
+    table["y_true"] = np.tile(names, len(table) // max(len(names), 1))
+    return table
 
 
 def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream: TextIO) -> dict[str, Any]:
@@ -142,6 +189,7 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
 
     from .callbacks import EpochLog
     from .models import build_model, compile_model
+    from .selection import PRIOR_FILE, MacroF1Selection, adjust, prior_bias, write_prior
 
     cfg = prep.cfg
     sels = prep.selections[index]
@@ -149,39 +197,53 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     label = f"fold {index + 1}/{n_folds}"
     fold_seed = _seed(cfg.seed, 3, index)
     keras.utils.set_random_seed(fold_seed)          # resumed folds train exactly as in a full run
-    weights = class_weights(sels["train"].y, len(prep.classes), cfg.class_weight, cfg.class_weight_max_ratio)
+    n_out = len(cfg.train_classes)
+    weights = class_weights(sels["train"].y, n_out, cfg.class_weight, cfg.class_weight_max_ratio)
+    bias = prior_bias(sels["train"].y, weights, n_out, cfg.logit_adjustment)
     common = {"input_size": cfg.input_size, "seed": fold_seed, "shuffle_buffer": cfg.shuffle_buffer}
+
+    def feats(side: str) -> dict[str, Any]:
+        return {} if prep.rhythm is None else {"features": prep.rhythm[sels[side].rows]}
+
     eval_batch = max(cfg.batch_size, EVAL_BATCH)     # inference only: bigger batches are cheaper per image
     train_ds = make_dataset(prep.images, sels["train"], shuffle=True, weights=weights, batch_size=cfg.batch_size,
-                            **common)
-    val_ds = make_dataset(prep.images, sels["val"], shuffle=False, weights=weights, batch_size=eval_batch,
-                          **common) if len(sels["val"]) else None
-    test_ds = make_dataset(prep.images, sels["test"], shuffle=False, batch_size=eval_batch, **common)
-    model = build_model(cfg.model, len(prep.classes), input_size=cfg.input_size, width=cfg.width, dtype=precision,
-                        bn_momentum=cfg.bn_momentum)
+                            **common, **feats("train"))
+    val_ds = make_dataset(prep.images, sels["val"], shuffle=False, batch_size=eval_batch,
+                          **common, **feats("val")) if len(sels["val"]) else None
+    test_ds = make_dataset(prep.images, sels["test"], shuffle=False, batch_size=eval_batch, **common,
+                           **feats("test"))
+    model = build_model(cfg.model, n_out, input_size=cfg.input_size, width=cfg.width, dtype=precision,
+                        bn_momentum=cfg.bn_momentum,
+                        rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]))
     # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
     compile_model(model, learning_rate=cfg.learning_rate, dtype=precision, jit_compile=False)
     n_crops = int((prep.images.rows["crop"].to_numpy()[sels["train"].rows] > 0).sum() + (sels["train"].crop > 0).sum())
     print(f"{label}: train {len(sels['train']):,} images ({n_crops:,} crops), validation {len(sels['val']):,}, "
           f"test {len(sels['test']):,} beats; class weights "
-          + ", ".join(f"{c} {w:.3g}" for c, w in zip(prep.classes, weights)), file=stream, flush=True)
+          + ", ".join(f"{c} {w:.3g}" for c, w in zip(cfg.train_classes, weights))
+          + "; prior correction " + ", ".join(f"{c} {b:+.3g}" for c, b in zip(cfg.train_classes, bias)),
+          file=stream, flush=True)
     log = EpochLog(len(sels["train"]), cfg.batch_size, cfg.epochs, label, stream=stream)
     callbacks: list[Any] = [log]
-    if val_ds is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
-                                                       restore_best_weights=True))
+    selector = None
+    if val_ds is not None:         # selection by macro F1 on the validation records; it logs before EpochLog
+        selector = MacroF1Selection(val_ds, sels["val"].y, bias, cfg.patience)
+        callbacks.insert(0, selector)
     t0 = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
+    model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    probs = np.asarray(model.predict(test_ds, verbose=0), dtype=np.float32)
+    probs = adjust(np.asarray(model.predict(test_ds, verbose=0), dtype=np.float32), bias)
     predict_s = time.perf_counter() - t1
-    if probs.shape != (len(sels["test"]), len(prep.classes)):
+    if probs.shape != (len(sels["test"]), n_out):
         raise RuntimeError(f"{label}: {probs.shape} predictions for {len(sels['test'])} test beats")
     table = _predictions_table(prep, index, sels["test"], probs)
     history = _history_frame(log.rows)
-    best = int(history["val_loss"].idxmin()) + 1 if history["val_loss"].notna().any() else len(history)
-    y_pred = probs.argmax(1)
+    best = selector.best_epoch if selector is not None and selector.best_epoch else len(history)
+    baselines = _baselines_table(prep, index, sels)
+    y_pred = np.asarray(cfg.train_classes, dtype=object)[probs.argmax(1)]
+    y_true = np.asarray(prep.classes, dtype=object)[sels["test"].y]
+    scored = np.isin(y_true, cfg.train_classes)
     summary = {
         "fold": index, "train_images": len(sels["train"]), "train_crops": n_crops,
         "val_images": len(sels["val"]), "test_beats": len(sels["test"]),
@@ -189,13 +251,19 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
         "test_records": int(len(np.unique(prep.images.rows["record"].to_numpy(dtype=object)[sels["test"].rows]))),
         "epochs_run": len(history), "best_epoch": best, "train_images_seen": len(sels["train"]) * len(history),
         "train_seconds": log.train_seconds, "fit_seconds": fit_s, "predict_seconds": predict_s,
-        "accuracy": float((y_pred == sels["test"].y).mean()),
-        "class_weights": dict(zip(prep.classes, weights.round(6).tolist())),
+        "accuracy": float((y_pred == y_true)[scored].mean()) if scored.any() else float("nan"),
+        "best_val_macro_f1": None if selector is None else float(selector.best),
+        "class_weights": dict(zip(cfg.train_classes, weights.round(6).tolist())),
+        "prior_bias": dict(zip(cfg.train_classes, [round(float(b), 6) for b in bias])),
         "n_params": int(model.count_params()),
     }
     target = work / f"fold-{index:02d}"
     with atomic_dir(target) as tmp:
         save_model(model, tmp / "model.keras")
+        write_prior(tmp / PRIOR_FILE, cfg.train_classes, bias, cfg.logit_adjustment)
+        if baselines is not None:
+            pq.write_table(pa.Table.from_pandas(baselines, preserve_index=False), tmp / "baselines.parquet",
+                           compression="zstd")
         pq.write_table(table, tmp / "predictions.parquet", compression="zstd")
         history.to_csv(tmp / "history.csv", index=False)
         (tmp / "fold.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -205,6 +273,8 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
 
 
 def _scores(pred: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, float]:
+    """Accuracy and balanced accuracy over the test beats of the trained ``classes``."""
+    pred = pred[pred["y_true"].isin(classes)]
     acc = float((pred["y_true"] == pred["y_pred"]).mean())
     recalls = [float((pred.loc[pred["y_true"] == c, "y_pred"] == c).mean()) for c in classes
                if (pred["y_true"] == c).any()]
@@ -257,13 +327,17 @@ def train_run(run: str, params_path: str | os.PathLike, images_dir: str | os.Pat
         histories.append(h)
     seen = sum(s["train_images_seen"] for s in summaries)
     train_s = sum(s["train_seconds"] for s in summaries)
-    scores = _scores(preds, prep.classes)
+    scores = _scores(preds, cfg.train_classes)
     import keras
     import tensorflow as tf
 
     doc = {
         "run": run, "model": cfg.model, "method": cfg.method, "folds": cfg.folds, "labels": cfg.labels,
-        "classes": list(prep.classes), "k": n_folds, "params_hash": cfg.params_hash, "data_hash": images.data_hash,
+        "classes": list(cfg.train_classes), "label_classes": list(prep.classes),
+        "untrained_classes": [c for c in prep.classes if c not in cfg.train_classes],
+        "rhythm": cfg.rhythm, "image_size": images.image_size, "input_size": cfg.input_size,
+        "logit_adjustment": cfg.logit_adjustment, "selection": "val_macro_f1" if cfg.validation_fraction else "last",
+        "k": n_folds, "params_hash": cfg.params_hash, "data_hash": images.data_hash,
         "code_hash": code_hash(), "params": cfg.as_dict(), "precision": precision,
         "n_beats": int(len(prep.beat_rows)), "n_test_beats": int(len(preds)), "excluded": prep.dropped,
         "train_images_per_s": seen / max(train_s, 1e-9), "train_seconds": train_s,
@@ -274,8 +348,9 @@ def train_run(run: str, params_path: str | os.PathLike, images_dir: str | os.Pat
         for i in range(n_folds):
             src, dst = work / f"fold-{i:02d}", tmp / f"fold-{i:02d}"
             dst.mkdir()
-            for name in ("model.keras", "predictions.parquet", "history.csv"):
-                shutil.copy2(src / name, dst / name)
+            for name in ("model.keras", "prior.json", "predictions.parquet", "history.csv", "baselines.parquet"):
+                if name != "baselines.parquet" or (src / name).exists():
+                    shutil.copy2(src / name, dst / name)
         pd.concat(histories, ignore_index=True).to_csv(tmp / "history.csv", index=False)
         write_json(tmp / "run.json", doc)
     progress.done(f"{len(preds):,} test beats, accuracy {scores['accuracy']:.4f}, balanced accuracy "
@@ -294,12 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="work dir for finished folds, for resuming (default .cache/train)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        train_run(args.run, args.params, args.images, args.out, cache_root=args.cache)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_stage("train", lambda: train_run(args.run, args.params, args.images, args.out,
+                                                cache_root=args.cache))
 
 
 if __name__ == "__main__":

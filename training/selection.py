@@ -1,0 +1,143 @@
+"""Model selection on the rare classes, and the class-prior correction of the decision rule.
+
+Accuracy and the validation loss are dominated by the majority class (about 89 % of MIT-BIH beats are
+AAMI N), so a model that calls every beat N looks good on both. Each epoch, :class:`MacroF1Selection`
+scores the validation records with the **macro F1 over the trained classes** (each class counts the
+same), keeps the weights of the best epoch and stops after ``patience`` epochs without improvement.
+
+The decision rule is corrected for the class prior by **logit adjustment** (Menon et al. 2021,
+"Long-tail learning via logit adjustment"): ``log p(c | x) - tau * log prior(c)``, where ``prior`` is
+the class distribution the model was fitted to, i.e. the training-side class counts times their
+class weights (uniform under ``class_weight: balanced``, so the correction then vanishes; it matters
+with ``class_weight: none``). It is computed from the training side only, never the test side, and
+stored beside each fold's model (``prior.json``) so that :mod:`training.predict` applies the same
+rule.
+
+Examples
+--------
+>>> import numpy as np
+>>> bias = prior_bias(np.array([0] * 90 + [1] * 10), np.ones(2), 2, tau=1.0)
+>>> [round(float(b), 3) for b in bias]
+[0.105, 2.303]
+>>> [round(float(p), 3) for p in adjust(np.array([[0.8, 0.2]], np.float32), bias)[0]]   # 0.8/0.9 vs 0.2/0.1
+[0.308, 0.692]
+>>> macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1]), 2)
+0.7333333333333334
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines import DataError
+
+#: File beside ``model.keras`` holding the fold's prior correction.
+PRIOR_FILE = "prior.json"
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Mean F1 over classes ``0..n_classes-1`` (a class with no true and no predicted beat scores 0)."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    tp = np.bincount(y_true[y_true == y_pred], minlength=n_classes)[:n_classes].astype(float)
+    n_true = np.bincount(y_true, minlength=n_classes)[:n_classes]
+    n_pred = np.bincount(y_pred, minlength=n_classes)[:n_classes]
+    denom = n_true + n_pred
+    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)))
+
+
+def prior_bias(y_train: np.ndarray, weights: np.ndarray, n_classes: int, tau: float) -> np.ndarray:
+    """``-tau * log(prior)`` per class; ``prior`` = training counts x class weights, normalised."""
+    counts = np.bincount(np.asarray(y_train, np.int64), minlength=n_classes).astype(np.float64)
+    mass = counts * np.asarray(weights, np.float64)
+    prior = mass / mass.sum()
+    return (-tau * np.log(np.maximum(prior, 1e-12))).astype(np.float32)
+
+
+def adjust(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Softmax probabilities with ``bias`` added to their logits: ``softmax(log p + bias)``, float32."""
+    logits = np.log(np.maximum(np.asarray(probs, np.float64), 1e-30)) + np.asarray(bias, np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def write_prior(path: Path, classes: tuple[str, ...], bias: np.ndarray, tau: float) -> None:
+    """Write the correction of one fold (class order, ``tau``, per-class logit bias) as JSON."""
+    doc = {"classes": list(classes), "tau": float(tau), "bias": [float(b) for b in bias],
+           "rule": "argmax softmax(log p + bias); bias = -tau * log(training prior)"}
+    Path(path).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def read_prior(path: Path, classes: tuple[str, ...]) -> np.ndarray:
+    """The bias stored at ``path``; :class:`DataError` naming the file when missing, unreadable or for
+    other classes than ``classes``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "missing: the fold's prior correction (retrain the run)")
+    try:
+        doc = json.loads(path.read_text())
+        bias = np.asarray(doc["bias"], np.float32)
+        stored = tuple(doc["classes"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(str(path), f"not a prior-correction file ({exc})") from None
+    if stored != tuple(classes) or bias.shape != (len(classes),):
+        raise DataError(str(path), f"holds classes {list(stored)}, the run has {list(classes)}")
+    return bias
+
+
+def _keras_callback() -> type:
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class MacroF1Selection(_keras_callback()):
+    """Score the validation set each epoch; keep the best weights by macro F1; stop early.
+
+    Writes ``val_loss``, ``val_accuracy`` (unweighted, on the uncorrected probabilities),
+    ``val_macro_f1`` (on the prior-corrected decision) and ``val_seconds`` into the epoch's logs,
+    so callbacks after it (:class:`training.callbacks.EpochLog`) see them. Ties keep the earlier
+    epoch. At the end of training the best epoch's weights are restored.
+
+    Parameters
+    ----------
+    dataset : tf.data.Dataset
+        The validation batches, in the order of ``y``, unshuffled.
+    y : ndarray of int
+        Validation labels (model output indices).
+    bias : ndarray
+        The prior correction (:func:`prior_bias`).
+    patience : int
+        Epochs without improvement before stopping.
+    """
+
+    def __init__(self, dataset: Any, y: np.ndarray, bias: np.ndarray, patience: int):
+        super().__init__()
+        self.dataset, self.y, self.bias, self.patience = dataset, np.asarray(y, np.int64), bias, patience
+        self.best, self.best_epoch, self.best_weights, self.wait = -1.0, 0, None, 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        t0 = time.perf_counter()
+        probs = np.asarray(self.model.predict(self.dataset, verbose=0), np.float64)
+        n = len(self.bias)
+        logs["val_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(self.y.size), self.y], 1e-12))))
+        logs["val_accuracy"] = float((probs.argmax(1) == self.y).mean())
+        score = macro_f1(self.y, adjust(probs, self.bias).argmax(1), n)
+        logs["val_macro_f1"] = score
+        logs["val_seconds"] = time.perf_counter() - t0
+        if score > self.best:
+            self.best, self.best_epoch, self.wait = score, epoch + 1, 0
+            self.best_weights = self.model.get_weights()
+        else:
+            self.wait += 1
+            if self.wait > self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
