@@ -118,14 +118,6 @@ class ChristovSection(Section):
 
 
 class QualitySection(Section):
-    """``segment.quality`` (:class:`pipelines.signal.quality.QualitySpec`)."""
-
-    flat_mv: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05
-    max_mv: PositiveFloat = 15.0
-    saturated_ms: Optional[Milliseconds] = None
-
-
-class QualitySection(Section):
     """``segment.quality``: the beat screen (``pipelines.signal.quality.QualitySpec``)."""
 
     flat_mv: Milliseconds = 0.05          # millivolts, >= 0 and finite like the milliseconds
@@ -148,7 +140,6 @@ class SegmentParams(Section):
     match_tolerance_ms: Milliseconds = 150.0
     extra_symbols: list[NonEmptyStr] = []
     christov: ChristovSection = ChristovSection()
-    quality: QualitySection = QualitySection()
     quality: QualitySection = QualitySection()
     scheduler: Optional[NonEmptyStr] = None          # execution only: where records run, not what is written
     workers: Annotated[int, Field(ge=0)] = 0
