@@ -107,9 +107,10 @@ def test_record_with_too_few_beats_is_counted_not_an_error():
     assert res.n_beats == 0 and res.counts["reference_beats"] == 0
 
 
-def test_duplicate_beat_annotations_are_an_error_naming_the_record():
-    with pytest.raises(DataError, match="mitdb/t1: .*share a sample"):
-        segment_annotations(_record(sample=[100, 400, 400, 700], symbol=["N"] * 4), _config())
+def test_duplicate_beat_annotations_are_excluded_and_counted_not_an_error():
+    res = segment_annotations(_record(sample=[100, 400, 400, 700, 1000, 1000], symbol=["N"] * 5 + ["V"]), _config())
+    assert res.counts["excluded_annotations"] == {"conflicting_beats": {"N": 1, "V": 1}, "duplicate_beat": {"N": 1}}
+    assert res.counts["reference_beats"] == 3 and res.r_sample.tolist() == [400]
 
 
 def test_detections_take_the_label_within_tolerance_else_null():

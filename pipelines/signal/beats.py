@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import ConfigError, DataError
+from ..records.annotations import annotation_exclusions, excluded_counts, merge_counts
 from .labels import BEAT_SYMBOLS
+from .quality import QUALITY_REASONS, QualitySpec, screen_beats
 from .windows import DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples
 
 #: Beat-finding methods (``--method``).
@@ -51,6 +53,7 @@ class SegmentConfig:
     extra_symbols: tuple[str, ...] = ()
     match_tolerance_ms: float = 150.0
     refine_ms: float = 50.0
+    quality: QualitySpec = field(default_factory=QualitySpec)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -88,6 +91,7 @@ class SegmentConfig:
             extra_symbols=tuple(extra),
             match_tolerance_ms=segment.get("match_tolerance_ms", 150.0),
             refine_ms=christov.get("refine_ms", 50.0),
+            quality=QualitySpec.from_params(segment),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +108,8 @@ class SegmentConfig:
         if self.method == "christov":
             out["match_tolerance_ms"] = self.match_tolerance_ms
             out["refine_ms"] = self.refine_ms
+        if not self.quality.is_default:  # defaults left out: tables made before the screen stay identical
+            out["quality"] = self.quality.to_json()
         return out
 
 
@@ -167,21 +173,40 @@ def reference_beats(ann_sample: np.ndarray, ann_symbol: np.ndarray,
             value_counts(symbol[~is_beat]))
 
 
-def _windows_and_values(where: str, signal: np.ndarray, r_peaks: np.ndarray, fs: float,
-                        spec: WindowSpec):
+def _windows_and_values(where: str, record, r_peaks: np.ndarray, config: SegmentConfig):
+    """Windows of the beat sequence, then the quality screen (:func:`pipelines.signal.quality.screen_beats`)."""
+    signal, fs = record.signal, float(record.fs)
     try:
-        windows = compute_windows(r_peaks, fs, spec, n_samples=signal.shape[0])
+        windows = compute_windows(r_peaks, fs, config.window, n_samples=signal.shape[0])
     except ValueError as exc:
         raise DataError(where, f"bad beat sequence: {exc}") from None
-    keep = windows.keep
-    values, offsets = extract_windows(signal, windows.start[keep], windows.end[keep])
-    return windows, keep, values.astype(np.float32, copy=False), offsets
+    values, offsets = extract_windows(signal, windows.start[windows.keep], windows.end[windows.keep])
+    screened = screen_beats(windows.keep, values.astype(np.float32, copy=False), offsets, signal, fs,
+                            config.quality, getattr(record, "adc_limits_mv", None))
+    return windows, screened
 
 
-def _dropped_symbols(windows, symbol: np.ndarray) -> dict[str, dict[str, int]]:
+def _dropped(windows, screened) -> dict[str, int]:
+    """Beats dropped per reason: no window (``DROP_REASONS``), then the quality screen (``QUALITY_REASONS``)."""
+    return {**windows.dropped(), **screened.dropped()}
+
+
+def _dropped_symbols(windows, screened, symbol: np.ndarray) -> dict[str, dict[str, int]]:
     """Dropped beats per reason and symbol (null symbols are not counted here)."""
-    return {reason: value_counts(symbol[windows.reason == i + 1])
-            for i, reason in enumerate(DROP_REASONS) if np.any(windows.reason == i + 1)}
+    out = {reason: value_counts(symbol[windows.reason == i + 1])
+           for i, reason in enumerate(DROP_REASONS) if np.any(windows.reason == i + 1)}
+    out.update({reason: value_counts(symbol[screened.reason == i + 1])
+                for i, reason in enumerate(QUALITY_REASONS) if np.any(screened.reason == i + 1)})
+    return out
+
+
+def _beat_exclusions(record, beat_symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The record's annotations less duplicate/conflicting beats of ``beat_symbols`` (the reader already
+    removed those of the WFDB beat symbols), and every exclusion counted: the reader's and these."""
+    sample, symbol = np.asarray(record.ann_sample, dtype=np.int64), np.asarray(record.ann_symbol, dtype=object)
+    codes = annotation_exclusions(sample, symbol, record.signal.shape[0], beat_symbols)
+    excluded = merge_counts(getattr(record, "excluded_annotations", {}) or {}, excluded_counts(codes, symbol))
+    return sample[codes == 0], symbol[codes == 0], excluded
 
 
 def segment_annotations(record, config: SegmentConfig, database: str = "mitdb") -> RecordBeats:
@@ -195,18 +220,17 @@ def segment_annotations(record, config: SegmentConfig, database: str = "mitdb") 
         Used in error messages (``"<database>/<record>"``).
     """
     where = f"{database}/{record.name}"
-    sample, symbol, skipped = reference_beats(record.ann_sample, record.ann_symbol, config.beat_symbols)
-    if sample.size > 1 and np.any(np.diff(sample) <= 0):
-        dup = sample[1:][np.diff(sample) <= 0]
-        raise DataError(where, f"{dup.size} beat annotation(s) share a sample with the previous beat, first at "
-                               f"sample {int(dup[0])}")
-    windows, keep, values, offsets = _windows_and_values(where, record.signal, sample, record.fs, config.window)
+    ann_sample, ann_symbol, excluded = _beat_exclusions(record, config.beat_symbols)
+    sample, symbol, skipped = reference_beats(ann_sample, ann_symbol, config.beat_symbols)
+    windows, screened = _windows_and_values(where, record, sample, config)
+    keep, values, offsets = screened.keep, screened.values, screened.offsets
     counts = {
         "lead": record.lead, "fs": float(record.fs), "n_samples": int(record.signal.shape[0]),
         "reference_beats": int(sample.size), "reference_symbols": value_counts(symbol),
         "beats": int(keep.sum()), "symbols": value_counts(symbol[keep]),
-        "dropped": windows.dropped(), "dropped_symbols": _dropped_symbols(windows, symbol),
+        "dropped": _dropped(windows, screened), "dropped_symbols": _dropped_symbols(windows, screened, symbol),
         "skipped_non_beat": skipped, "window_samples": config.window.in_samples(record.fs),
+        "excluded_annotations": excluded, "flat_lead": screened.flat_lead,
     }
     return RecordBeats(record=record.name, lead=record.lead, fs=float(record.fs), r_sample=sample[keep],
                        symbol=symbol[keep], start=windows.start[keep], end=windows.end[keep], values=values,
@@ -249,14 +273,16 @@ def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, databas
     fs = float(record.fs)
     peaks = np.asarray(peaks, dtype=np.int64)
     tolerance = ms_to_samples(config.match_tolerance_ms, fs)
+    ann_sample, ann_symbol, excluded = _beat_exclusions(record, config.beat_symbols)
     # scores: against the WFDB beat annotations only (the standard reference of EC57)
-    true_sample, _, _ = reference_beats(record.ann_sample, record.ann_symbol, BEAT_SYMBOLS)
+    true_sample, _, _ = reference_beats(ann_sample, ann_symbol, BEAT_SYMBOLS)
     scores = detection_scores(peaks, true_sample, tolerance)
     # labels: from the beat sequence of the annotations method (beats + extra_symbols)
-    ref_sample, ref_symbol, skipped = reference_beats(record.ann_sample, record.ann_symbol, config.beat_symbols)
+    ref_sample, ref_symbol, skipped = reference_beats(ann_sample, ann_symbol, config.beat_symbols)
     symbol = label_detections(peaks, ref_sample, ref_symbol, tolerance)
 
-    windows, keep, values, offsets = _windows_and_values(where, record.signal, peaks, fs, config.window)
+    windows, screened = _windows_and_values(where, record, peaks, config)
+    keep, values, offsets = screened.keep, screened.values, screened.offsets
     kept_symbol = symbol[keep]
     counts = {
         "lead": record.lead, "fs": fs, "n_samples": int(record.signal.shape[0]),
@@ -265,8 +291,9 @@ def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, databas
         "reference_beats": int(true_sample.size), "detections": int(peaks.size),
         "beats": int(keep.sum()), "symbols": value_counts(kept_symbol),
         "unlabelled": int(np.count_nonzero(pd.isna(kept_symbol))),
-        "dropped": windows.dropped(), "dropped_symbols": _dropped_symbols(windows, symbol),
+        "dropped": _dropped(windows, screened), "dropped_symbols": _dropped_symbols(windows, screened, symbol),
         "skipped_non_beat": skipped, "window_samples": config.window.in_samples(fs),
+        "excluded_annotations": excluded, "flat_lead": screened.flat_lead,
     }
     return RecordBeats(record=record.name, lead=record.lead, fs=fs, r_sample=peaks[keep], symbol=kept_symbol,
                        start=windows.start[keep], end=windows.end[keep], values=values, offsets=offsets,
@@ -339,6 +366,8 @@ def summarise(results: Sequence[RecordBeats], config: SegmentConfig) -> dict[str
         total["dropped_symbols"] = {r: dict(sorted(s.items())) for r, s in sorted(dropped_symbols.items())}
     total["records"] = len(results)
     total["records_without_beats"] = [r.record for r in results if r.n_beats == 0]
+    total["records_with_flat_lead"] = [r.record for r in results if r.counts.get("flat_lead")]
+    total["excluded_annotations"] = merge_counts(*(r.counts.get("excluded_annotations", {}) for r in results))
     if config.method == "christov":
         total["sensitivity"] = _ratio(total["tp"], total["tp"] + total["fn"])
         total["ppv"] = _ratio(total["tp"], total["tp"] + total["fp"])
