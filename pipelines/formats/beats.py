@@ -288,8 +288,8 @@ def verify_beats(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     meta = read_metadata(path)
     schema = _schema(path).remove_metadata()
-    want = [(f.name, str(f.type)) for f in BEATS_SCHEMA]
-    have = [(f.name, str(f.type)) for f in schema]
+    want = [(f.name, _type_name(f.type)) for f in BEATS_SCHEMA]
+    have = [(f.name, _type_name(f.type)) for f in schema]
     if have != want:
         raise DataError(str(path), f"schema {have} differs from the beats table schema {want}")
     pf = pq.ParquetFile(path)
@@ -318,6 +318,11 @@ def verify_beats(path: str | os.PathLike) -> dict[str, Any]:
     lengths = pc.list_value_length(table.column("signal")).to_numpy(zero_copy_only=False)
     _first_bad(path, ids, lengths != end - start, "signal length differs from end - start")
     return meta
+
+
+def _type_name(t: pa.DataType) -> str:
+    """The type as text, list item names left out (Parquet readers name them ``element``)."""
+    return f"list<{t.value_type}>" if pa.types.is_list(t) or pa.types.is_large_list(t) else str(t)
 
 
 def _first_bad(path: Path, ids: np.ndarray, bad: np.ndarray, problem: str) -> None:
