@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params
+from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, run_stage
 
 from .benchmark import RunReport, render_benchmark
 from .detector import read_detector
@@ -128,12 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--detector", required=True, help="R-peak detector report, e.g. reports/detector.json")
     parser.add_argument("--out", required=True, help="reports folder, e.g. reports")
     args = parser.parse_args(argv)
-    try:
-        evaluate(args.params, args.models, args.detector, args.out)
-    except (DataError, ConfigError) as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_stage("evaluate", lambda: evaluate(args.params, args.models, args.detector, args.out))
 
 
 if __name__ == "__main__":

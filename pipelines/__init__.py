@@ -44,6 +44,7 @@ PUBLIC_API: dict[str, str] = {
     "usable_cpus": "pipelines.core.system",
     "load_params": "pipelines.core.params",
     "params_hash": "pipelines.core.params",
+    "run_stage": "pipelines.core.stage",
     "load_config": "pipelines.core.params",
     "validate_section": "pipelines.core.params",
     # records

@@ -31,9 +31,10 @@ from matplotlib import style as mpl_style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .core.errors import DataError
+from .core.errors import ConfigError, DataError
 from .core.params import load_params
 from .core.files import atomic_path
+from .core.stage import run_stage
 from .signal.labels import class_names
 
 #: Label columns read to choose the examples (no image bytes).
@@ -174,7 +175,7 @@ def draw_gallery(examples: list[tuple[str, str, list[str]]], images: dict[tuple[
 def build_gallery(images_dir: str | os.PathLike, out: str | os.PathLike, *, per_class: int = 6) -> dict:
     """Read the shards, draw the gallery and write it to ``out`` atomically; return a summary dict."""
     if per_class < 1:
-        raise ValueError(f"per_class must be >= 1, got {per_class}")
+        raise ConfigError(f"gallery.per_class: must be >= 1, got {per_class}")
     files = shard_files(images_dir)
     index = read_index(files)
     examples = choose_examples(index, per_class)
@@ -210,18 +211,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--params", help="params.yaml; its gallery.per_class sets --per-class")
     parser.add_argument("--per-class", type=int, default=None, help="example beats per class (default 6)")
     args = parser.parse_args(argv)
+    return run_stage("gallery", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Resolve ``--per-class`` (else ``gallery.per_class`` of ``--params``, else 6), build, print a summary."""
     per_class = args.per_class
     if per_class is None:
         per_class = int(load_params(args.params, "gallery").get("per_class", 6)) if args.params else 6
-    try:
-        summary = build_gallery(args.images, args.out, per_class=per_class)
-    except (DataError, ValueError) as exc:
-        print(f"gallery: error: {exc}", file=sys.stderr)
-        return 1
+    summary = build_gallery(args.images, args.out, per_class=per_class)
     print(f"gallery: {summary['classes']} classes, {summary['beats']} example images, crops of "
           f"{summary['crop_beat'] or 'none'} -> {summary['out']} ({summary['width']}x{summary['height']} px)",
           file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

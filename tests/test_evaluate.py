@@ -258,7 +258,8 @@ def test_missing_run_dir_is_named_and_nothing_written(one_run, capsys):
     code = main(["--params", str(one_run / "params.yaml"), "--models", str(one_run / "models"),
                  "--detector", str(one_run / "detector.json"), "--out", str(one_run / "reports")])
     err = capsys.readouterr().err
-    assert code == 1 and "ghost-run" in err and "other" in err and "train.runs" in err
+    assert code == 2 and err.startswith("evaluate: error: ") and err.count("\n") == 1
+    assert "ghost-run" in err and "other" in err and "train.runs" in err
     assert not (one_run / "reports").exists()
 
 

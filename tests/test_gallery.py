@@ -133,4 +133,8 @@ def test_cli(tmp_path, capsys):
     assert gallery.main(["--images", str(images), "--out", str(out)]) == 0
     assert out.is_file()
     assert "gallery: 10 classes" in capsys.readouterr().err
-    assert gallery.main(["--images", str(tmp_path / "nope"), "--out", str(out)]) == 1
+    assert gallery.main(["--images", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gallery: error: ") and "nope" in err and err.count("\n") == 1
+    assert gallery.main(["--images", str(images), "--out", str(out), "--per-class", "0"]) == 2
+    assert "gallery: error: gallery.per_class: must be >= 1" in capsys.readouterr().err
