@@ -1,11 +1,13 @@
-"""Published reference figures (``evaluate.published`` in ``params.yaml``), checked.
+"""Published reference figures (``evaluate.published`` in ``params.yaml``), checked by the params schema.
 
 Each entry::
 
-    - source: "de Chazal et al. 2004 (linear discriminants, AAMI, DS1 -> DS2)"   # required
+    - source: "P. de Chazal et al., IEEE Trans. Biomed. Eng. 51(7):1196-1206, 2004"   # required: the citation
+      name: "de Chazal et al. 2004"   # optional short label shown in the tables (default: source)
+      checked: "two secondary tables (e.g. Garcia et al. 2017, Sci Rep, Table 2)"   # required: how checked
       labels: aami          # optional: label scheme the figures are for (aami | jun8 | binary)
       folds: ds1ds2         # optional: evaluation scheme (beat | record | ds1ds2)
-      accuracy: 0.862       # optional overall figures, fractions in [0, 1]:
+      accuracy: 0.9         # optional overall figures, fractions in [0, 1]:
       sensitivity: ...      #   accuracy, sensitivity, specificity, ppv, f1, auc
       classes:              # optional per-class figures (sensitivity, specificity, ppv, f1, auc)
         N: {sensitivity: 0.869, ppv: 0.992}
@@ -13,25 +15,21 @@ Each entry::
 
 Examples
 --------
->>> entries = parse_published([{"source": "X 2020", "accuracy": 0.9, "labels": "aami"}])
->>> entries[0].source, entries[0].figures
-('X 2020', {'accuracy': 0.9})
+>>> entries = parse_published([{"source": "X 2020", "checked": "abstract", "accuracy": 0.9, "labels": "aami"}])
+>>> entries[0].label, entries[0].checked, entries[0].figures
+('X 2020', 'abstract', {'accuracy': 0.9})
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines import SCHEMES, ConfigError
+from pipelines import ConfigError, validate_section
 
 #: Overall figures an entry may give.
 OVERALL_FIGURES: tuple[str, ...] = ("accuracy", "sensitivity", "specificity", "ppv", "f1", "auc")
 #: Per-class figures an entry may give.
 CLASS_FIGURES: tuple[str, ...] = ("sensitivity", "specificity", "ppv", "f1", "auc")
-#: Evaluation schemes (``train.runs.<run>.folds``).
-FOLD_SCHEMES: tuple[str, ...] = ("beat", "record", "ds1ds2")
-
-_KEYS = {"source", "labels", "folds", "classes", "note", *OVERALL_FIGURES}
 
 
 @dataclass(frozen=True)
@@ -44,6 +42,18 @@ class Published:
     figures: dict[str, float] = field(default_factory=dict)
     classes: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str | None = None
+    name: str | None = None
+    checked: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The short name shown in the tables (the citation when no name is given)."""
+        return self.name or self.source
+
+    @property
+    def intra_patient(self) -> bool:
+        """True for beat-level folds (beats of one patient on both sides)."""
+        return self.folds == "beat"
 
     def compares_with(self, info: dict[str, Any]) -> bool:
         """True when this entry gives a label and/or fold scheme and they are those of a run (``run.json``).
@@ -56,52 +66,26 @@ class Published:
                 and (self.folds is None or self.folds == info.get("folds")))
 
 
-def _fraction(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"evaluate.published: {where} must be a number, got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"evaluate.published: {where} = {value} is not a fraction in [0, 1] "
-                          "(write 0.9905, not 99.05)")
-    return float(value)
-
-
 def parse_published(entries: Any) -> list[Published]:
-    """Check ``evaluate.published`` and return its entries (an absent list is empty).
+    """Check ``evaluate.published`` against the params schema and return its entries (absent: empty).
 
     Raises
     ------
     ConfigError
-        Naming the entry and key at fault: unknown keys, schemes or figures, values outside [0, 1].
+        Naming the entry and key at fault (``evaluate.published[1].classes.N.se: unknown key``):
+        unknown keys, schemes or figures, values outside [0, 1], an entry without ``source``.
     """
     if entries is None:
         return []
-    if not isinstance(entries, list):
-        raise ConfigError("evaluate.published must be a list of entries")
+    checked = validate_section("evaluate", {"published": entries}).published
     out = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str) or not entry["source"]:
-            raise ConfigError(f"evaluate.published[{i}]: each entry needs a 'source' string")
-        name = f"[{i}] ({entry['source']})"
-        unknown = sorted(set(entry) - _KEYS)
-        if unknown:
-            raise ConfigError(f"evaluate.published{name}: unknown keys {unknown}; expected {sorted(_KEYS)}")
-        labels, folds = entry.get("labels"), entry.get("folds")
-        if labels is not None and labels not in SCHEMES:
-            raise ConfigError(f"evaluate.published{name}: labels {labels!r} not in {sorted(SCHEMES)}")
-        if folds is not None and folds not in FOLD_SCHEMES:
-            raise ConfigError(f"evaluate.published{name}: folds {folds!r} not in {list(FOLD_SCHEMES)}")
-        figures = {k: _fraction(entry[k], f"{name}.{k}") for k in OVERALL_FIGURES if k in entry}
-        classes = {}
-        raw_classes = entry.get("classes") or {}
-        if not isinstance(raw_classes, dict):
-            raise ConfigError(f"evaluate.published{name}: 'classes' must map class names to figures")
-        for cls, figs in raw_classes.items():
-            if not isinstance(figs, dict) or not figs or set(figs) - set(CLASS_FIGURES):
-                raise ConfigError(f"evaluate.published{name}.classes.{cls}: expected a mapping of "
-                                  f"{list(CLASS_FIGURES)}, got {figs!r}")
-            classes[str(cls)] = {k: _fraction(v, f"{name}.classes.{cls}.{k}") for k, v in figs.items()}
-        note = entry.get("note")
-        if note is not None and not isinstance(note, str):
-            raise ConfigError(f"evaluate.published{name}: 'note' must be text")
-        out.append(Published(entry["source"], labels, folds, figures, classes, note))
+    for entry in checked:
+        figures = {k: float(getattr(entry, k)) for k in OVERALL_FIGURES if getattr(entry, k) is not None}
+        classes = {str(cls): {k: float(getattr(figs, k)) for k in CLASS_FIGURES if getattr(figs, k) is not None}
+                   for cls, figs in entry.classes.items()}
+        if entry.checked is None:
+            raise ConfigError(f"evaluate.published[{len(out)}] ({entry.source}): 'checked' is missing: say how "
+                              "the figures were checked (abstract, paper table, secondary table, ...)")
+        out.append(Published(entry.source, entry.labels, entry.folds, figures, classes, entry.note,
+                             entry.name, entry.checked))
     return out

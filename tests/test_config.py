@@ -44,7 +44,7 @@ def test_vgg_keys_reach_the_run_and_other_models_take_the_defaults():
 
 @pytest.mark.parametrize("k, match", [
     ({"beat": 10, "records": 5}, r"train.folds.k.records: unknown key \(did you mean 'record'\?\)"),
-    ({"beat": 10}, r"train.folds.k.record: missing"),
+    ({"beat": 10}, r"train.folds.k.record is missing"),
     ({"beat": 1, "record": 5}, r"train.folds.k.beat: must be >= 2, got 1"),
     (1, r"train.folds.k: must be >= 2, got 1"),
     (2.5, r"train.folds.k: expected an integer, got 2.5"),

@@ -22,6 +22,7 @@ from evaluation.runs import load_run
 from evaluation.summary import run_metrics
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.signal.labels import class_names
+from tests._shards import train_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,8 +111,10 @@ PUBLISHED = [
 
 
 def make_params(path: Path, runs: dict[str, dict], published: list[dict] | None = None) -> Path:
-    """A params file with ``train.runs`` and ``evaluate.published``."""
-    params = {"train": {"runs": runs}, "evaluate": {"published": PUBLISHED if published is None else published}}
+    """A params file with ``train.runs`` (complete sections: the schema checks them) and ``evaluate.published``."""
+    runs = {name: {"model": "small_cnn", "method": "annotations", "folds": "record", "labels": "aami", **spec}
+            for name, spec in runs.items()}
+    params = {"train": train_params(runs=runs), "evaluate": {"published": PUBLISHED if published is None else published}}
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 
@@ -333,11 +336,11 @@ def test_published_entries_are_checked():
     assert parse_published([{"source": "x", "labels": "aami"}])[0].compares_with({"labels": "aami", "folds": "beat"})
     assert parse_published(None) == []
     for bad, msg in (([{"source": "x", "accuracy": 99.05}], "not a fraction"),
-                     ([{"accuracy": 0.9}], "needs a 'source'"),
-                     ([{"source": "x", "recall": 0.9}], "unknown keys"),
-                     ([{"source": "x", "labels": "aami5"}], "labels 'aami5'"),
-                     ([{"source": "x", "classes": {"N": {"se": 0.9}}}], "classes.N"),
-                     ({"source": "x"}, "must be a list")):
+                     ([{"accuracy": 0.9}], r"evaluate.published\[0\].source is missing"),
+                     ([{"source": "x", "recall": 0.9}], r"published\[0\].recall: unknown key"),
+                     ([{"source": "x", "labels": "aami5"}], "labels: expected .*, got 'aami5'"),
+                     ([{"source": "x", "classes": {"N": {"se": 0.9}}}], "classes.N.se: unknown key"),
+                     ({"source": "x"}, "evaluate.published: expected a list")):
         with pytest.raises(ConfigError, match=msg):
             parse_published(bad)
 

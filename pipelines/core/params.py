@@ -118,7 +118,8 @@ def problems(exc: ValidationError, data: Any, where: str) -> list[str]:
         lines.setdefault(_dotted(loc), [])
         if message not in lines[_dotted(loc)]:
             lines[_dotted(loc)].append(message)
-    return [f"{where}: {path or '(top level)'}: {' or '.join(msgs)}" for path, msgs in lines.items()]
+    return [f"{where}: {path or '(top level)'}" + (" is missing" if msgs == [MISSING] else f": {' or '.join(msgs)}")
+            for path, msgs in lines.items()]
 
 
 def _key_loc(loc: tuple, data: Any) -> tuple:
@@ -145,6 +146,7 @@ def _dotted(loc: tuple) -> str:
     return text
 
 
+MISSING = "missing"
 _KINDS = {"int": "an integer", "float": "a number", "bool": "a boolean (true/false, unquoted)",
           "string": "a string (quote it)", "list": "a list", "dict": "a mapping", "model": "a mapping",
           "literal": "one of"}
@@ -158,7 +160,7 @@ def _message(err: dict, loc: tuple) -> str:
         near = difflib.get_close_matches(str(loc[-1]), allowed_keys(loc[:-1]), n=1)
         return "unknown key" + (f" (did you mean {near[0]!r}?)" if near else "")
     if kind == "missing":
-        return "missing (required)"
+        return MISSING
     if kind == "literal_error":
         return f"expected {ctx.get('expected')}{got}"
     if kind.endswith("_type") and kind[:-5] in _KINDS:
