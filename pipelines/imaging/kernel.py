@@ -1,7 +1,7 @@
 """The ``raster`` engine's compiled kernel: one beat at a time, numba-compiled.
 
 The same algorithm, in the same float32 arithmetic and order of operations, as the NumPy reference
-:func:`pipelines.imaging.raster.render_beats_numpy` (tested byte-identical), but each beat is drawn with no
+``tests/_raster_reference.py`` (tested byte-identical), but each beat is drawn with no
 temporary arrays in three short passes:
 
 1. the polyline on the column edges and each column's min/max over its samples;

@@ -25,6 +25,10 @@ is the test oracle (``tests/_raster_reference.py``: same bytes, tested; about th
 
 Speed (``benchmarks/bench_render.py``, one thread): see ``docs/benchmarks/render.md``.
 
+These are the recipe's scales (each window over the width, each beat's min..max over the height);
+:mod:`pipelines.imaging.scale` draws the same trace at a fixed time (ms per pixel) and amplitude (mV,
+or record) scale instead (``docs/imaging.md``).
+
 Examples
 --------
 >>> import numpy as np

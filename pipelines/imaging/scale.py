@@ -318,5 +318,6 @@ def _check_per_beat(name: str, x, n: int) -> np.ndarray:
     bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"beat {i}", f"{name} must be positive and finite, got {arr[i]!r} ({bad.size} beat(s) affected)")
+        raise DataError(f"beat {i}", f"{name} must be positive and finite, got {float(arr[i])} "
+                        f"({bad.size} beat(s) affected)")
     return np.ascontiguousarray(arr)
