@@ -63,21 +63,15 @@ from typing import Any, Mapping, Sequence, TextIO
 from .core.errors import ConfigError, DataError
 from .core.files import atomic_dir, write_json
 from .core.progress import Progress
-from .core.params import load_params
+from .core.params import load_params, validate_section
 from .core.stage import run_stage
 from .records.checksums import group_by_record, read_checksum_file
 from .records.reader import DOWNLOAD_SUBDIR, MANIFEST_NAME, RecordInfo, load_record, source_env_var
 from .records.source import download_database, local_records, select_records
 
 def _check_params(params: Mapping[str, Any]) -> None:
-    for key in ("database", "version", "records", "annotator"):
-        if params.get(key) in (None, ""):
-            raise ConfigError(f"ingest.{key} is missing from params")
-    if "checksums" not in params:
-        raise ConfigError("ingest.checksums is missing from params (a path, or null for no pinned hashes)")
-    fs = params.get("fs")
-    if fs is not None and (not isinstance(fs, (int, float)) or fs <= 0):
-        raise ConfigError(f"ingest.fs must be null or a positive rate in Hz, not {fs!r}")
+    """Check the ``ingest`` section against the params schema (docs/params.md)."""
+    validate_section("ingest", dict(params))
 
 
 def ingest(params: Mapping[str, Any], out: str | os.PathLike, *, params_dir: str | os.PathLike = ".",
