@@ -44,6 +44,8 @@ from .kernel import render_spans_into, segment_medians
 from .raster import _check_size, check_beats
 
 TIME_MODES = ("stretch", "fixed")
+#: Largest |x| (pixels) of a beat's first or last sample the kernel takes (its column indices are int64).
+_FAR = 2.0 ** 52
 AMPLITUDE_MODES = ("beat", "fixed", "record")
 
 
@@ -273,6 +275,11 @@ def render_beats_scaled(values: np.ndarray, offsets: np.ndarray, *, scale: Image
         r_index = _check_r_index(r_index, offsets)
         fs = _check_per_beat("fs", fs, n)
     left, right = time_axis(scale, np.diff(offsets), size=size, margin=margin, r_index=r_index, fs=fs)
+    far = np.flatnonzero(~((np.abs(left) < _FAR) & (np.abs(right) < _FAR)))
+    if far.size:
+        i = int(far[0])
+        raise DataError(f"beat {i}", f"its samples span x = {float(left[i]):.4g}..{float(right[i]):.4g} px, beyond "
+                        f"the kernel's range (check fs and ms_per_px; {far.size} beat(s) affected)")
     fit = scale.amplitude == "beat"
     if fit:
         y0 = gain = np.zeros(n, np.float32)
