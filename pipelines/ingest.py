@@ -12,10 +12,13 @@ Source
     renamed into place after every record has been verified.
 
 Verification
-    Every record goes through :func:`pipelines.records.reader.load_record`: header parse, file
+    Every record goes through :func:`pipelines.records.reader.load_record`: header fields (a bad
+    one is named, e.g. ``mitdb/100.hea: sampling rate: 'abc' is not a positive number of Hz``), file
     presence, SHA-256, exact signal-file sizes, per-signal checksums and initial values, invalid
     (NaN) samples in the default lead (MLII, else the first channel), units, and the annotation
-    file (readable, non-empty, known symbols, inside the signal).
+    file (readable, non-empty, known symbols). Annotations outside the signal and duplicate or
+    conflicting beat annotations are not fatal: they are excluded and counted per record
+    (``excluded_annotations`` in the record's manifest entry, present only when there are some).
 
 Params (section ``ingest`` of ``params.yaml``)
     ``database``
@@ -47,7 +50,8 @@ Output
          "annotator": "atr", "checksums": "pinned" | "computed",
          "records": {"100": {"fs": 360.0, "n_samples": 650000, "sig_names": ["MLII", "V5"],
                              "lead": "MLII", "n_annotations": 2274, "n_beats": 2273,
-                             "files": {"100.atr": "<sha256>", "100.dat": ..., "100.hea": ...}}, ...}}
+                             "files": {"100.atr": "<sha256>", "100.dat": ..., "100.hea": ...}}, ...,
+                     "x1": {..., "excluded_annotations": {"outside_signal": {"N": 1}}}}}
 
     plus ``<out>/files/`` for a download. ``<out>`` is written with
     :func:`~pipelines.core.files.atomic_dir`: a failed ingest leaves no new output behind.
@@ -65,6 +69,7 @@ from .core.files import atomic_dir, write_json
 from .core.progress import Progress
 from .core.params import load_params, validate_section
 from .core.stage import run_stage
+from .records.annotations import describe_exclusions
 from .records.checksums import group_by_record, read_checksum_file
 from .records.reader import DOWNLOAD_SUBDIR, MANIFEST_NAME, RecordInfo, load_record, source_env_var
 from .records.source import download_database, local_records, select_records
@@ -137,8 +142,10 @@ def ingest(params: Mapping[str, Any], out: str | os.PathLike, *, params_dir: str
                 raise DataError(f"{database}/{name}", f"sampling rate {info.fs:g} Hz differs from "
                                                       f"ingest.fs = {float(expected_fs):g} Hz")
             infos.append(info)
+            excluded = describe_exclusions(info.excluded_annotations)
             progress.update(1, note=f"{name} ok: {info.n_samples:,} samples x {len(info.sig_names)} signals at "
-                                    f"{info.fs:g} Hz, lead {info.lead}, {info.n_beats:,} beats")
+                                    f"{info.fs:g} Hz, lead {info.lead}, {info.n_beats:,} beats"
+                                    + (f"; excluded annotations: {excluded}" if excluded else ""))
         manifest = {
             "database": database,
             "version": version,
@@ -148,9 +155,11 @@ def ingest(params: Mapping[str, Any], out: str | os.PathLike, *, params_dir: str
             "records": {info.name: info.to_manifest() for info in infos},
         }
         write_json(tmp / MANIFEST_NAME, manifest)
+        with_exclusions = [i.name for i in infos if i.excluded_annotations]
         progress.done(f"{len(infos)} records verified ({kind}, {manifest['checksums']} SHA-256), "
                       f"{sum(i.n_beats for i in infos):,} beats, {sum(i.n_annotations for i in infos):,} "
-                      f"annotations -> {out / MANIFEST_NAME}")
+                      f"annotations" + (f" (annotations excluded in {', '.join(with_exclusions)})"
+                                        if with_exclusions else "") + f" -> {out / MANIFEST_NAME}")
     return manifest
 
 
