@@ -209,6 +209,11 @@ def run_segment(method: str, params_path: str | os.PathLike, raw_dir: str | os.P
                     f"{total['unlabelled']:,} unlabelled")
     if total["records_without_beats"]:
         summary += f"; no beats in {', '.join(total['records_without_beats'])}"
+    if total.get("records_with_flat_lead"):
+        summary += f"; flat lead in {', '.join(total['records_with_flat_lead'])}"
+    excluded = [n for n, rec in report["records"].items() if rec.get("excluded_annotations")]
+    if excluded:
+        summary += f"; annotations excluded in {', '.join(excluded)}"
     progress.done(f"{summary} -> {out}")
     return report
 
