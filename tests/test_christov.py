@@ -11,6 +11,7 @@ import pytest
 from pipelines.signal.christov import DEFAULT_PARAMS, ChristovParams, detect_r_peaks, refine_peaks
 from pipelines.signal.labels import BEAT_SYMBOLS
 from pipelines.signal.matching import detection_scores, match_beats
+from tests.conftest import require
 from tests._wfdb_records import synthetic_ecg
 
 MITDB = os.environ.get("MITDB_DIR")
@@ -225,7 +226,7 @@ def test_real_records(name, min_se, min_ppv):
 @pytest.mark.parametrize("name", ["100", "112"])
 def test_agrees_with_biosppy_where_biosppy_works(name):
     """biosppy 2.2.4 christov_segmenter (with the fs + 1e-6 workaround) on the first 2 minutes."""
-    pytest.importorskip("biosppy")
+    require("biosppy")
     from biosppy.signals.ecg import christov_segmenter
 
     signal, fs, _ = _record(name)

@@ -10,12 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.core.errors import ChecksumError, ConfigError, DataError
+from tests.conftest import require
 from tests._shards import write_shards
 from training.data import Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset
 from training.folds import make_folds
 from training.meta import check_classes, label_rows, open_images
 
-tf = pytest.importorskip("tensorflow")
+tf = require("tensorflow")
 
 RECORDS = {r: {"N": 10, "V": 4, "A": 3, "F": 2} for r in ("100", "101", "103", "105")}
 
@@ -271,7 +272,7 @@ def test_stream_reads_only_the_needed_row_groups_and_only_image_bytes(images, mo
 
 
 def test_crops_made_at_load_time_when_not_materialised(tmp_path):
-    crops_mod = pytest.importorskip("pipelines.imaging.crops")
+    import pipelines.imaging.crops as crops_mod
     root = write_shards(tmp_path / "a", RECORDS, size=32, n_shards=2, row_group_rows=8,
                         crop_params={"size": 24, "offsets": [0, 4, 8], "interpolation": "linear"})
     images = open_images(root)

@@ -20,6 +20,8 @@ from pipelines.core.errors import ChecksumError, DataError
 from pipelines.core.files import sha256_file
 from pipelines.formats import imageset, manifest as mf, png, shards
 
+from tests.conftest import require
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -185,7 +187,7 @@ def test_a_truncated_png_names_the_shard_and_the_beat(dataset):
 
 
 def test_training_data_names_the_shard_and_beat_of_a_truncated_png(dataset):
-    pytest.importorskip("tensorflow")
+    require("tensorflow")
     from training.data import Selection, _Reader
     from training.meta import open_images
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+from tests.conftest import require
+
+keras = require("keras")
 
 from pipelines.core.errors import ConfigError  # noqa: E402
 from training.models import build_model, compile_model, resolve_precision  # noqa: E402

@@ -17,6 +17,8 @@ from pipelines.signal.labels import DS1, DS2, PACED_RECORDS, SCHEMES, class_name
 from training.config import run_config
 from training.folds import check_plan, make_folds
 
+from tests.conftest import require
+
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"
 PROFILES = sorted((REPO / "profiles").glob("*.yaml"))
@@ -102,7 +104,7 @@ def test_a_section_may_be_absent_but_a_present_one_is_complete():
         {"train": {k: v for k, v in BASE["train"].items() if k != "seed"}})
     assert validate_section("render", {"size": 64, "crops": {"size": 32}}).crops.offsets == [0, 16, 32]
     with pytest.raises(ConfigError, match=r"^params.yaml: no section 'train'|no section 'train'"):
-        load_params(_write(Path(pytest.importorskip("tempfile").mkdtemp()) / "p.yaml", {"gallery": {}}), "train")
+        load_params(_write(Path(require("tempfile").mkdtemp()) / "p.yaml", {"gallery": {}}), "train")
 
 
 def _write(path: Path, data: dict) -> Path:

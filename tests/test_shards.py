@@ -12,6 +12,8 @@ import pytest
 from pipelines.formats import layout, shards
 from pipelines.core.errors import ChecksumError, DataError
 
+from tests.conftest import require
+
 
 def images(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     """White images with a random dark polyline (like beat images)."""
@@ -226,7 +228,7 @@ def test_schema_metadata_is_hugging_face_features():
 
 
 def test_hf_features_match_datasets_library():
-    datasets = pytest.importorskip("datasets")
+    datasets = require("datasets")
     features = datasets.Features({
         "beat_id": datasets.Value("string"), "record": datasets.Value("string"), "r_sample": datasets.Value("int64"),
         "symbol": datasets.Value("string"), "aami": datasets.Value("string"), "jun8": datasets.Value("string"),
