@@ -314,6 +314,7 @@ def test_bad_scales_are_config_errors(kwargs, match):
     ({"scale": ImageScale(time="fixed"), "r_index": np.array([5, 5]), "fs": np.array([360.0, 1e-300])}, DataError,
      "beat 1: its samples span x = .* beyond the kernel's range"),
     ({"scale": ImageScale(amplitude="record")}, DataError, "amp: is required"),
+    ({"scale": ImageScale(amplitude="record"), "amp": np.array([1.0, 1e-300])}, DataError, "beat 1: .* overflows"),
     ({"scale": ImageScale(amplitude="record"), "amp": np.array([1.0, np.nan])}, DataError, "beat 1: amp"),
     ({"scale": "fixed"}, ConfigError, "ImageScale"),
     ({"margin": 0.5}, ConfigError, "margin"),

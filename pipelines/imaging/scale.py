@@ -220,7 +220,8 @@ def amplitude_axis(scale: ImageScale, baseline: np.ndarray, *, size: int, margin
         (low, high), unit, base = scale.rel_range, amp, baseline
     gain = (bottom - top) / ((high - low) * unit)
     y0 = top + (high * unit + base) * gain
-    return y0.astype(np.float32), gain.astype(np.float32)
+    with np.errstate(over="ignore"):  # an overflow gives inf, refused by render_beats_scaled
+        return y0.astype(np.float32), gain.astype(np.float32)
 
 
 def render_beats_scaled(values: np.ndarray, offsets: np.ndarray, *, scale: ImageScale = ImageScale(),
@@ -288,6 +289,10 @@ def render_beats_scaled(values: np.ndarray, offsets: np.ndarray, *, scale: Image
             amp = _check_per_beat("amp", amp, n)
         baseline = segment_medians(values, offsets)
         y0, gain = amplitude_axis(scale, baseline, size=size, margin=margin, amp=amp)
+        wild = np.flatnonzero(~(np.isfinite(y0) & np.isfinite(gain)))
+        if wild.size:
+            raise DataError(f"beat {int(wild[0])}", f"its amplitude scale overflows float32 (amp too small?; "
+                            f"{wild.size} beat(s) affected)")
     out = np.empty((n, size, size), dtype=np.uint8)
     render_spans_into(values, offsets, out, np.ascontiguousarray(left, np.float64),
                       np.ascontiguousarray(right, np.float64), margin * size, (1.0 - margin) * size, y0, gain, fit,
