@@ -49,7 +49,7 @@ def encode_png(img: np.ndarray) -> bytes:
 def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int]], *, size: int = 32,
                  crops: Iterable[str] | None = None, n_shards: int = 2, row_group_rows: int = 16,
                  seed: int = 0, manifest: bool = True, crop_params: dict | None = None,
-                 method: str = "annotations") -> Path:
+                 method: str = "annotations", rr: bool = False) -> Path:
     """Write a tiny image-shard directory; return ``root``.
 
     Parameters
@@ -95,11 +95,16 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
         "r_sample": [r[1] for r in rows], "symbol": symbols, "aami": list(aami), "jun8": list(jun8),
         "crop": [r[3] for r in rows], "image": [{"bytes": encode_png(r[4]), "path": None} for r in rows],
     }
-    table = pa.Table.from_pydict(cols, schema=shard_schema())
+    schema = shard_schema()
+    if rr:                                  # the rhythm columns: S-class beats come early (pre-RR 560 ms)
+        cols.update(rr_columns(rows))
+        for c in RR_COLUMNS:
+            schema = schema.append(pa.field(c, pa.float64()))
+    table = pa.Table.from_pydict(cols, schema=schema)
     row_bytes = np.array([len(v["bytes"]) for v in cols["image"]], dtype=np.int64)
     # the render stage's writer and manifest: data/<config>/<split>-i-of-N.parquet; n_shards bounds the
     # PNG payload per shard, so the largest (config, split) gets about n_shards shards
-    writer = DatasetWriter(root, shard_schema(), target_bytes=max(1, int(row_bytes.sum()) // max(n_shards, 1)),
+    writer = DatasetWriter(root, schema, target_bytes=max(1, int(row_bytes.sum()) // max(n_shards, 1)),
                            row_group_rows=row_group_rows)
     writer.add(table, row_bytes)
     infos = writer.close()
@@ -117,8 +122,27 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
         doc = build_manifest(method=method, params=params, params_hash="test", input={"file": "none", "sha256": "",
                              "beats": originals.num_rows}, counts=counts, exclusions={}, shard_infos=infos,
                              metadata=dataset_metadata(image_shape=(size, size)), num_beats=originals.num_rows)
+        if rr:                                          # until the render stage's schema has them
+            doc["schema"] = [{"name": f.name, "type": str(f.type)} for f in schema]
         (root / "manifest.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return root
+
+
+#: The image shards' RR-interval columns (``pipelines.RR_COLUMNS``).
+RR_COLUMNS = ("rr_pre_ms", "rr_post_ms", "rr_local_ms", "rr_record_ms")
+
+
+def rr_columns(rows: list[tuple]) -> dict[str, list[float | None]]:
+    """Synthetic RR columns for ``(record, r_sample, symbol, crop, image)`` rows (beat i at 100 + 300 i):
+    pre-RR 560 ms for AAMI S symbols, else 800; null at each record's first (pre) and last (post) beat."""
+    last = {}
+    for r in rows:
+        last[r[0]] = max(last.get(r[0], 0), r[1])
+    early = {"A", "a", "J", "S"}
+    pre = [None if r[1] == 100 else (560.0 if r[2] in early else 800.0) for r in rows]
+    post = [None if r[1] == last[r[0]] else 800.0 for r in rows]
+    return {"rr_pre_ms": pre, "rr_post_ms": post, "rr_local_ms": [800.0] * len(rows),
+            "rr_record_ms": [800.0] * len(rows)}
 
 
 def train_params(runs: Mapping[str, Mapping[str, str]] | None = None, **overrides) -> dict:

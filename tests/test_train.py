@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from pipelines.signal.labels import DS1, DS2
+from tests.conftest import require
 from tests._shards import train_params, write_params, write_shards
 
-pytest.importorskip("tensorflow")
+require("tensorflow")
 
 from training.train import main  # noqa: E402
 
@@ -44,7 +45,7 @@ N_BEATS = len(RECORDS) * 25
 def workdir(tmp_path_factory):
     """Shards and a params file, and one CLI run of ``tiny`` (record folds) in a subprocess."""
     d = tmp_path_factory.mktemp("train")
-    write_shards(d / "images", RECORDS, crops=["A", "V", "F", "Q"], size=16, n_shards=2, row_group_rows=32)
+    write_shards(d / "images", RECORDS, crops=["A", "V", "F", "Q"], size=16, n_shards=2, row_group_rows=32, rr=True)
     write_params(d / "params.yaml", train_params(runs={
         "tiny": {"model": "small_cnn", "method": "annotations", "folds": "record", "labels": "aami"},
         "tiny-ds": {"model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami"},
@@ -69,19 +70,32 @@ def test_cli_writes_every_output(workdir):
                 "n_test_beats", "train_images_per_s"):
         assert key in run
     assert (run["run"], run["model"], run["folds"], run["labels"], run["k"]) == ("tiny", "small_cnn", "record", "aami", 2)
-    assert run["classes"] == ["N", "S", "V", "F", "Q"] and run["n_test_beats"] == N_BEATS
+    # AAMI Q is not trained but stays in the test predictions
+    assert run["classes"] == ["N", "S", "V", "F"] and run["n_test_beats"] == N_BEATS
+    assert run["label_classes"] == ["N", "S", "V", "F", "Q"] and run["untrained_classes"] == ["Q"]
+    assert run["image_size"] == 16 and run["rhythm"] is False and run["selection"] == "val_macro_f1"
     assert run["train_images_per_s"] > 0 and run["precision"] == "float32"
     preds = []
     for i in range(2):
         fold = out / f"fold-{i:02d}"
-        assert sorted(p.name for p in fold.iterdir()) == ["history.csv", "model.keras", "predictions.parquet"]
+        assert sorted(p.name for p in fold.iterdir()) == ["baselines.parquet", "history.csv", "model.keras",
+                                                          "predictions.parquet", "prior.json"]
         p = pd.read_parquet(fold / "predictions.parquet")
-        assert list(p.columns) == ["beat_id", "record", "fold", "y_true", "y_pred", "p_N", "p_S", "p_V", "p_F", "p_Q"]
+        assert list(p.columns) == ["beat_id", "record", "fold", "y_true", "y_pred", "p_N", "p_S", "p_V", "p_F"]
+        assert set(p["y_true"]) == {"N", "S", "V", "F", "Q"} and set(p["y_pred"]) <= {"N", "S", "V", "F"}
+        b = pd.read_parquet(fold / "baselines.parquet")
+        assert list(b.columns) == list(p.columns) + ["model"] and sorted(set(b["model"])) == ["majority", "rhythm"]
+        for _, part in b.groupby("model"):
+            assert part["beat_id"].tolist() == p["beat_id"].tolist() and part["y_true"].tolist() == p["y_true"].tolist()
+        prior = json.loads((fold / "prior.json").read_text())
+        assert prior["classes"] == ["N", "S", "V", "F"] and len(prior["bias"]) == 4
         assert (p["fold"] == i).all()
         np.testing.assert_allclose(p.filter(like="p_").sum(1), 1.0, rtol=1e-5)
         assert (p["y_pred"] == p.filter(like="p_").idxmax(1).str[2:]).all()
         h = pd.read_csv(fold / "history.csv")
-        assert list(h.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s"]
+        assert list(h.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "seconds",
+                                   "images_per_s"]
+        assert h["val_macro_f1"].between(0, 1).all()
         preds.append(p)
     p = pd.concat(preds)
     assert p["beat_id"].is_unique and len(p) == N_BEATS                # every beat tested once, originals only
@@ -93,7 +107,7 @@ def test_cli_writes_every_output(workdir):
     import keras
 
     model = keras.models.load_model(out / "fold-00" / "model.keras")
-    assert model.output_shape == (None, 5)
+    assert model.output_shape == (None, 4)
     assert "fold 1/2 epoch 1/1: loss" in log and "images/s" in log
     assert "train tiny: 2/2 done in" in log and "accuracy" in log.splitlines()[-1]
 
@@ -167,11 +181,11 @@ def test_errors_before_training(workdir, tmp_path, capsys):
     assert "part-00001-of-00002.parquet: shard listed in manifest.json is missing" in err
     write_params(tmp_path / "bad.yaml", train_params(class_weight="inverse"))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "bad.yaml"), "--images", images, "--out", str(out))
-    assert "train.class_weight must be one of" in err
+    assert "train.class_weight: expected 'balanced' or 'none', got 'inverse'" in err
     write_params(tmp_path / "cap.yaml", train_params(class_weight_max_ratio=0.5))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "cap.yaml"), "--images", images, "--out", str(out))
-    assert "train.class_weight_max_ratio must be 0 (no cap) or >= 1, got 0.5" in err
+    assert "train.class_weight_max_ratio: must be 0 (no cap) or >= 1, got 0.5" in err
     write_params(tmp_path / "key.yaml", train_params(small_cnn={**train_params()["small_cnn"], "width": 0.5}))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "key.yaml"), "--images", images, "--out", str(out))
-    assert "unknown key(s) ['width'] in train.small_cnn" in err
+    assert "train.small_cnn.width: unknown key" in err
     assert not out.exists()
