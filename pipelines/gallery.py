@@ -46,9 +46,10 @@ N_CROPS = 9
 
 
 def shard_files(images_dir: str | os.PathLike) -> list[Path]:
-    """The ``part-*.parquet`` shards of an image directory, sorted; DataError when there are none."""
+    """The shards of an image directory (``data/<config>/*.parquet``, or the old ``part-*.parquet``), sorted;
+    DataError when there are none."""
     images_dir = Path(images_dir)
-    files = sorted(images_dir.glob("part-*.parquet"))
+    files = sorted(images_dir.glob("data/*/*.parquet")) or sorted(images_dir.glob("part-*.parquet"))
     if not files:
         raise DataError(str(images_dir), "no part-*.parquet image shards found (run the render stage first)")
     return files
