@@ -1,12 +1,15 @@
 """tests/conftest.py: a missing dependency or MITDB_DIR skips locally and fails under CI=true.
 
-Each case runs pytest in a subprocess on a tiny suite that uses a copy of the conftest.
+Each case runs pytest in a subprocess on a tiny suite that uses a copy of the conftest. The last
+tests check pyproject.toml's filterwarnings: our DeprecationWarnings are errors, named third-party
+ones are ignored, any other shows.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -131,3 +134,30 @@ def test_mitdb_path_is_none_unless_a_directory(monkeypatch, tmp_path):
     assert mitdb_path() is None
     monkeypatch.delenv("MITDB_DIR")
     assert mitdb_path() is None
+
+
+# ------------------------------------------------------------------------------------------------
+# DeprecationWarnings (pyproject.toml filterwarnings)
+# ------------------------------------------------------------------------------------------------
+
+def _warn_from(module: str) -> list[warnings.WarningMessage]:
+    """Raise a DeprecationWarning attributed to ``module``; the warnings that got through."""
+    with warnings.catch_warnings(record=True) as seen:
+        exec("import warnings\nwarnings.warn('old API', DeprecationWarning)", {"__name__": module})
+    return list(seen)
+
+
+def test_our_deprecation_warnings_are_errors():
+    with pytest.raises(DeprecationWarning, match="old API"):
+        warnings.warn("old API", DeprecationWarning)
+    for module in ("pipelines.render", "training.train", "evaluation.metrics", "tests.test_x"):
+        with pytest.raises(DeprecationWarning):
+            _warn_from(module)
+
+
+def test_only_named_third_party_deprecation_warnings_are_ignored():
+    for module in ("wfdb.io.annotation", "dask.dataframe.io.parquet.arrow", "mlcroissant._src.x", "rdflib"):
+        assert _warn_from(module) == []
+    shown = _warn_from("some_other_library.io")
+    assert [str(w.message) for w in shown] == ["old API"]
+    assert _warn_from("pipelinesx") != []  # the module patterns are anchored: no prefix matches
