@@ -82,3 +82,20 @@ def set_annotation_code(path: str | Path, index: int, code: int) -> None:
                 return
             pos += 2
     raise IndexError(f"{path} has no annotation number {index}")
+
+
+def edit_header(path: str | Path, line: int, field: int, value: str | None) -> None:
+    """Replace (or, with ``value=None``, cut from there on) a whitespace-separated field of a ``.hea`` line.
+
+    ``line`` 0 is the record line, ``1 + i`` the line of signal ``i``. Tests of corrupt headers edit the
+    text ``wfdb.wrsamp`` wrote, since wrsamp refuses to write a malformed field.
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    parts = lines[line].split()
+    if value is None:
+        del parts[field:]
+    else:
+        parts[field] = value
+    lines[line] = " ".join(parts)
+    path.write_text("\n".join(lines) + "\n")

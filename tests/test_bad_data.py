@@ -18,7 +18,7 @@ import yaml
 from pipelines.core.errors import DataError
 from pipelines.ingest import ingest
 from pipelines.segment import run_segment
-from tests._wfdb_records import synthetic_ecg, write_record
+from tests._wfdb_records import edit_header, synthetic_ecg, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 ADC_HIGH_MV = (2047 - 1024) / 200  # format 212, gain 200, baseline 1024 (tests._wfdb_records.write_record)
@@ -158,22 +158,13 @@ def test_implausible_amplitude_is_excluded(tmp_path, baddb):
 
 @pytest.mark.parametrize("value", ["abc", "-360"])
 def test_ingest_with_any_rate_refuses_a_bad_header_rate_naming_the_record(tmp_path, baddb, value):
-    hea = baddb / "dup.hea"
-    lines = hea.read_text().splitlines()
-    parts = lines[0].split()
-    parts[2] = value
-    hea.write_text("\n".join([" ".join(parts)] + lines[1:]) + "\n")
+    edit_header(baddb / "dup.hea", 0, 2, value)
     with pytest.raises(DataError, match=rf"^baddb/dup.hea: sampling rate: '{value}' is not a positive number of Hz"):
         _ingest(baddb, tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
 
 
 def test_ingest_names_a_bad_gain_field_not_its_units(tmp_path, baddb):
-    hea = baddb / "good.hea"
-    lines = hea.read_text().splitlines()
-    parts = lines[1].split()
-    parts[2] = "abc/mV"
-    lines[1] = " ".join(parts)
-    hea.write_text("\n".join(lines) + "\n")
+    edit_header(baddb / "good.hea", 1, 2, "abc/mV")
     with pytest.raises(DataError, match=r"^baddb/good.hea: signal 0 ADC gain: 'abc' is not a number"):
         _ingest(baddb, tmp_path / "raw")

@@ -15,7 +15,7 @@ from pipelines.records.reader import (
     resolve_source,
 )
 from pipelines.signal.labels import BEAT_SYMBOLS
-from tests._wfdb_records import set_annotation_code, synthetic_ecg, write_record
+from tests._wfdb_records import edit_header, set_annotation_code, synthetic_ecg, write_record
 
 MITDB_DIR = os.environ.get("MITDB_DIR")
 needs_mitdb = pytest.mark.skipif(not MITDB_DIR, reason="MITDB_DIR is not set")
@@ -36,11 +36,7 @@ def _tiny(directory: Path, name: str = "t1", *, sig_names=("MLII", "V5"), fmt: s
 
 
 def _edit_header_field(path: Path, signal_line: int, field: int, value: str) -> None:
-    lines = path.read_text().splitlines()
-    parts = lines[1 + signal_line].split()
-    parts[field] = value
-    lines[1 + signal_line] = " ".join(parts)
-    path.write_text("\n".join(lines) + "\n")
+    edit_header(path, 1 + signal_line, field, value)
 
 
 # --------------------------------------------------------------------------- reading
@@ -168,14 +164,7 @@ def test_corrupt_header(tmp_path):
 
 
 def _edit_record_line(path: Path, field: int, value: str | None) -> None:
-    lines = path.read_text().splitlines()
-    parts = lines[0].split()
-    if value is None:
-        del parts[field:]
-    else:
-        parts[field] = value
-    lines[0] = " ".join(parts)
-    path.write_text("\n".join(lines) + "\n")
+    edit_header(path, 0, field, value)
 
 
 @pytest.mark.parametrize("value", ["abc", "-360", "0", "nan", "inf", "1e999"])
