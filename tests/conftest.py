@@ -6,7 +6,8 @@ test fails instead: a broken install or an unset ``MITDB_DIR`` must not turn the
 
 * :func:`require` replaces ``pytest.importorskip`` for third-party modules (the project's own
   modules are imported plainly: they must never be skipped);
-* the ``mitdb_dir`` fixture gives the MIT-BIH copy named by ``MITDB_DIR``;
+* the ``mitdb_dir`` fixture gives the MIT-BIH copy named by ``MITDB_DIR``, and a test marked
+  ``integration`` needs it too;
 * as a safety net, every skip (of a test, of its setup, or of a whole module at collection) is
   turned into a failure under ``CI=true``, except doctest examples marked ``+SKIP`` and tests marked
   ``@pytest.mark.ci_may_skip(reason)``.
@@ -64,6 +65,13 @@ def mitdb_dir() -> Path:
         value = os.environ.get("MITDB_DIR")
         missing(f"MITDB_DIR={value} is not a directory" if value else "MITDB_DIR is not set")
     return path
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``integration`` needs ``MITDB_DIR``: skipped without it locally, failed under ``CI=true``."""
+    if item.get_closest_marker("integration") is not None and mitdb_path() is None:
+        value = os.environ.get("MITDB_DIR")
+        missing(f"MITDB_DIR={value} is not a directory" if value else "MITDB_DIR is not set")
 
 
 def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:

@@ -52,6 +52,11 @@ def test_allowed():
     pytest.skip("allowed")
 
 
+@pytest.mark.integration
+def test_marked_integration():
+    pass
+
+
 @pytest.mark.xfail(reason="known bug", strict=True)
 def test_xfail():
     assert False
@@ -73,7 +78,8 @@ def _outcomes(tmp_path: Path, ci: str | None, mitdb: str | None) -> dict[str, st
     suite = tmp_path / f"suite-{ci}-{mitdb is not None}"
     suite.mkdir()
     (suite / "conftest.py").write_text((HERE / "conftest.py").read_text())
-    (suite / "pytest.ini").write_text("[pytest]\nmarkers =\n    ci_may_skip(reason): may skip under CI\n")
+    (suite / "pytest.ini").write_text("[pytest]\nmarkers =\n    ci_may_skip(reason): may skip under CI\n"
+                                      "    integration: needs MITDB_DIR\n")
     (suite / "test_tiny.py").write_text(TINY)
     (suite / "test_module_skip.py").write_text(MODULE_SKIP)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "MITDB_DIR", "PYTEST_ADDOPTS")}
@@ -98,6 +104,7 @@ def test_outside_ci_missing_things_skip(tmp_path):
     assert _outcomes(tmp_path, None, None) == {
         "test_present": "passed", "test_missing_module": "skipped", "test_data": "skipped",
         "test_skipif": "skipped", "test_skip_in_body": "skipped", "test_allowed": "skipped",
+        "test_marked_integration": "skipped",
         "test_xfail": "skipped",  # JUnit writes an xfail as skipped
         "test_module_skip": "skipped"}
 
@@ -106,6 +113,7 @@ def test_under_ci_missing_things_fail(tmp_path):
     assert _outcomes(tmp_path, "true", None) == {
         "test_present": "passed", "test_missing_module": "failed",
         "test_data": "error",  # the fixture fails: an error in setup
+        "test_marked_integration": "error",
         "test_skipif": "error",  # skipif is evaluated in setup
         "test_skip_in_body": "failed",
         "test_allowed": "skipped", "test_xfail": "skipped",  # opted out / expected failure: untouched
@@ -114,7 +122,8 @@ def test_under_ci_missing_things_fail(tmp_path):
 
 def test_under_ci_mitdb_dir_set_runs_the_data_test(tmp_path):
     outcome = _outcomes(tmp_path, "true", str(tmp_path))
-    assert outcome["test_data"] == "passed" and outcome["test_missing_module"] == "failed"
+    assert outcome["test_data"] == outcome["test_marked_integration"] == "passed"
+    assert outcome["test_missing_module"] == "failed"
 
 
 @pytest.mark.parametrize("value, expected", [(None, False), ("", False), ("false", False), ("0", False),
