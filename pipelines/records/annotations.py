@@ -4,7 +4,9 @@ A real database can hold an annotation at (or past) the end of its signal, or th
 annotated twice at one sample. Such annotations are excluded from the record, one reason per
 annotation (:data:`ANNOTATION_REASONS`), and counted per reason and symbol: ``ingest`` writes the
 counts to the manifest and ``segment`` to its report, with the record named. The rest of the
-record is used as usual.
+record is used as usual. :func:`read_annotations` reads an annotation file and applies this to
+the WFDB beat symbols; ``segment`` applies :func:`annotation_exclusions` again to its own beat
+sequence (``extra_symbols`` included).
 
 Examples
 --------
@@ -19,10 +21,21 @@ Examples
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import wfdb
+from wfdb.io.annotation import ann_label_table
+
+from ..core.errors import DataError
+from ..signal.labels import BEAT_SYMBOLS
+
+#: Every annotation symbol WFDB defines (beats and non-beats). Anything else is refused.
+ANNOTATION_SYMBOLS: frozenset[str] = frozenset(
+    s for s in ann_label_table["symbol"].astype(str).str.strip() if s
+)
 
 #: Why an annotation is excluded; code ``i + 1`` in :func:`annotation_exclusions` (0: kept).
 #: ``outside_signal``: its sample is before 0 or at/after the number of samples;
@@ -114,5 +127,40 @@ def describe_exclusions(counts: dict[str, dict[str, int]]) -> str:
     return ", ".join(f"{sum(by.values())} {reason}" for reason, by in counts.items())
 
 
-__all__ = ["ANNOTATION_REASONS", "annotation_exclusions", "describe_exclusions", "excluded_counts",
-           "merge_counts"]
+def read_annotations(where: str, source_dir: Path, name: str, annotator: str,
+                      n_samples: int) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, int]]]:
+    """Read ``<name>.<annotator>``: usable annotations sorted by sample, and the excluded ones' counts.
+
+    Raises
+    ------
+    DataError
+        ``(where, ...)``: an unreadable or empty file, or a symbol outside WFDB's label table.
+        Annotations outside ``[0, n_samples)`` and duplicate/conflicting beats are not errors:
+        they are left out and counted per reason and symbol (:func:`annotation_exclusions`).
+    """
+    try:
+        ann = wfdb.rdann(str(source_dir / name), annotator)
+    except Exception as exc:
+        raise DataError(where, f"unreadable annotation file {name}.{annotator}: {exc}") from None
+    sample = np.asarray(ann.sample, dtype=np.int64)
+    symbol = np.empty(len(ann.symbol), dtype=object)
+    symbol[:] = list(ann.symbol)
+    if sample.size == 0:
+        raise DataError(where, f"empty record: no annotations in {name}.{annotator}")
+    # wfdb gives NaN (not a str) for a label code missing from its table; astype(str) makes it "nan"
+    known = np.isin(symbol.astype(str), sorted(ANNOTATION_SYMBOLS))
+    if not known.all():
+        bad = np.flatnonzero(~known)
+        shown = sorted({repr(s) if isinstance(s, str) else "<undefined label code>" for s in symbol[bad]})
+        raise DataError(where, f"{bad.size} annotation(s) with unknown symbol {', '.join(shown)} (not in WFDB's "
+                               f"label table), first at sample {int(sample[bad[0]])}")
+    codes = annotation_exclusions(sample, symbol, n_samples, BEAT_SYMBOLS)
+    excluded = excluded_counts(codes, symbol)
+    keep = codes == 0
+    sample, symbol = sample[keep], symbol[keep]
+    order = np.argsort(sample, kind="stable")
+    return sample[order], symbol[order], excluded
+
+
+__all__ = ["ANNOTATION_REASONS", "ANNOTATION_SYMBOLS", "annotation_exclusions", "describe_exclusions",
+           "excluded_counts", "merge_counts", "read_annotations"]

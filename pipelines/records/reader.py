@@ -44,19 +44,13 @@ from pathlib import Path
 import numpy as np
 import wfdb
 from wfdb.io import _signal
-from wfdb.io.annotation import ann_label_table
 from wfdb.io.record import MultiRecord
 
 from ..core.errors import ChecksumError, DataError
 from ..core.files import sha256_file
 from ..signal.labels import BEAT_SYMBOLS
-from .annotations import annotation_exclusions, excluded_counts
+from .annotations import ANNOTATION_SYMBOLS, read_annotations
 from .header import HeaderFields, adc_limits, check_header_text
-
-#: Every annotation symbol WFDB defines (beats and non-beats). Anything else is refused.
-ANNOTATION_SYMBOLS: frozenset[str] = frozenset(
-    s for s in ann_label_table["symbol"].astype(str).str.strip() if s
-)
 
 #: Unit spellings accepted for a signal, with the factor that converts them to millivolts.
 #: A header without units means millivolts (WFDB default).
@@ -314,33 +308,6 @@ def _to_millivolts(where: str, header, fields: HeaderFields, digital: np.ndarray
     return ((column - baseline) * (factor / gain)).astype(np.float32), (lo, hi)
 
 
-def _read_annotations(where: str, source_dir: Path, name: str, annotator: str,
-                      n_samples: int) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, int]]]:
-    """Usable annotations (sorted by sample) and the excluded ones' counts per reason and symbol."""
-    try:
-        ann = wfdb.rdann(str(source_dir / name), annotator)
-    except Exception as exc:
-        raise DataError(where, f"unreadable annotation file {name}.{annotator}: {exc}") from None
-    sample = np.asarray(ann.sample, dtype=np.int64)
-    symbol = np.empty(len(ann.symbol), dtype=object)
-    symbol[:] = list(ann.symbol)
-    if sample.size == 0:
-        raise DataError(where, f"empty record: no annotations in {name}.{annotator}")
-    # wfdb gives NaN (not a str) for a label code missing from its table; astype(str) makes it "nan"
-    known = np.isin(symbol.astype(str), sorted(ANNOTATION_SYMBOLS))
-    if not known.all():
-        bad = np.flatnonzero(~known)
-        shown = sorted({repr(s) if isinstance(s, str) else "<undefined label code>" for s in symbol[bad]})
-        raise DataError(where, f"{bad.size} annotation(s) with unknown symbol {', '.join(shown)} (not in WFDB's "
-                               f"label table), first at sample {int(sample[bad[0]])}")
-    codes = annotation_exclusions(sample, symbol, n_samples, BEAT_SYMBOLS)
-    excluded = excluded_counts(codes, symbol)
-    keep = codes == 0
-    sample, symbol = sample[keep], symbol[keep]
-    order = np.argsort(sample, kind="stable")
-    return sample[order], symbol[order], excluded
-
-
 def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = "MLII", annotator: str = "atr",
                 expected_sha256: dict[str, str] | None = None,
                 database: str | None = None) -> tuple[EcgRecord, RecordInfo]:
@@ -389,7 +356,7 @@ def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
     names = [str(s) for s in header.sig_name]
     ch = names.index(lead) if lead in names else 0
     signal, limits_mv = _to_millivolts(where, header, fields, digital, ch)
-    ann_sample, ann_symbol, excluded = _read_annotations(where, source_dir, name, annotator, digital.shape[0])
+    ann_sample, ann_symbol, excluded = read_annotations(where, source_dir, name, annotator, digital.shape[0])
 
     record = EcgRecord(name=name, fs=float(header.fs), lead=names[ch], signal=signal,
                        ann_sample=ann_sample, ann_symbol=ann_symbol, adc_limits_mv=limits_mv,
