@@ -74,6 +74,10 @@ def test_a_misspelt_key_is_refused_by_its_dotted_path(path):
     ("render.crops.size", 200, "200 is larger than render.size=128"),
     ("train.class_weight_max_ratio", 0.5, "must be 0 (no cap) or >= 1, got 0.5"),
     ("segment.match_tolerance_ms", float("inf"), "must be a finite number"),
+    ("ingest.fs", "fast", "expected an integer or a number, got 'fast'"),
+    ("ingest.records", "some", "expected 'all' or a list of record names, got 'some'"),
+    ("ingest.records", [], "must hold at least 1 item(s), got 0"),
+    ("render.crops.offsets", [0, 16], "must hold at least 3 item(s), got 2"),
 ])
 def test_a_wrong_type_or_range_names_the_key_and_the_problem(path, value, problem):
     assert _refused(_with(path, value)).startswith(f"params.yaml: {path}: {problem}")

@@ -118,8 +118,21 @@ def problems(exc: ValidationError, data: Any, where: str) -> list[str]:
         lines.setdefault(_dotted(loc), [])
         if message not in lines[_dotted(loc)]:
             lines[_dotted(loc)].append(message)
-    return [f"{where}: {path or '(top level)'}" + (" is missing" if msgs == [MISSING] else f": {' or '.join(msgs)}")
+    return [f"{where}: {path or '(top level)'}" + (" is missing" if msgs == [MISSING] else f": {_either(msgs)}")
             for path, msgs in lines.items()]
+
+
+def _either(messages: list[str]) -> str:
+    """Messages of one key's union members as one: ``expected an integer or a number, got 'x'``.
+
+    >>> _either(["expected an integer, got 'x'", "expected a number, got 'x'"])
+    "expected an integer or a number, got 'x'"
+    """
+    got = {m.rsplit(", got ", 1)[-1] for m in messages}
+    if len(messages) > 1 and len(got) == 1 and all(m.startswith("expected ") and ", got " in m for m in messages):
+        kinds = [m[len("expected "):].rsplit(", got ", 1)[0] for m in messages]
+        return f"expected {' or '.join(kinds)}, got {got.pop()}"
+    return " or ".join(messages)
 
 
 def _key_loc(loc: tuple, data: Any) -> tuple:
@@ -167,6 +180,9 @@ def _message(err: dict, loc: tuple) -> str:
         return f"expected {_KINDS[kind[:-5]]}{got}"
     if kind in ("int_from_float", "int_parsing"):
         return f"expected an integer{got}"
+    if kind in ("too_short", "too_long"):
+        limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        return f"must hold {'at least' if kind == 'too_short' else 'at most'} {limit} item(s), got {ctx.get('actual_length')}"
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()))
         bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound

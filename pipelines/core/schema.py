@@ -87,6 +87,12 @@ class Section(BaseModel):
 
 # ----------------------------------------------------------------------------------------------- ingest
 
+def _all_only(value: str) -> str:
+    if value != "all":
+        raise ValueError(f"expected 'all' or a list of record names, got {value!r}")
+    return value
+
+
 def _records_kind(value: Any) -> str:
     return "all" if isinstance(value, str) else "names"
 
@@ -94,7 +100,7 @@ def _records_kind(value: Any) -> str:
 class IngestParams(Section):
     database: NonEmptyStr
     version: NonEmptyStr
-    records: Annotated[Union[Annotated[Literal["all"], Tag("all")],
+    records: Annotated[Union[Annotated[StrictStr, AfterValidator(_all_only), Tag("all")],
                              Annotated[list[Union[StrictStr, StrictInt]], Field(min_length=1), Tag("names")]],
                        Discriminator(_records_kind)]
     annotator: NonEmptyStr
