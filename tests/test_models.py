@@ -1,4 +1,4 @@
-"""The CNNs: Jun et al.'s VGG at the paper's configuration (built, not trained), small_cnn, precision."""
+"""The networks: Jun et al.'s VGG at the paper's configuration (built, not trained), small_cnn, crnn, the\nrhythm branch, precision."""
 from __future__ import annotations
 
 import numpy as np
@@ -54,14 +54,44 @@ def test_vgg_width_multiplier_scales_filters_and_dense(width, size):
     assert model.count_params() == vgg_param_count(5, size, width)
 
 
-def test_small_cnn_structure():
-    model = build_model("small_cnn", 5, input_size=64)
+def test_small_cnn_structure_and_parameter_count():
+    model = build_model("small_cnn", 4, input_size=64)
     kinds = [type(layer).__name__ for layer in model.layers[1:]]
-    assert kinds == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense", "Dense", "Dense", "Activation"]
-    assert model.get_layer("conv").filters == 32 and model.get_layer("conv").kernel_size == (3, 3)
-    assert [model.get_layer(n).units for n in ("fc300", "fc100", "fc60", "logits")] == [300, 100, 60, 5]
-    assert all(model.get_layer(n).get_config()["activation"] == "relu" for n in ("conv", "fc300", "fc100", "fc60"))
-    assert model.count_params() == (9 * 32 + 32) + 31 * 31 * 32 * 300 + 300 + 300 * 100 + 100 + 100 * 60 + 60 + 60 * 5 + 5
+    block = ["Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D"]
+    assert kinds == block * 4 + ["GlobalAveragePooling2D", "Dropout", "Dense", "Activation"]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 64, 128, 256] and all(c.kernel_size == (3, 3) for c in convs)
+    filters = [1, 32, 64, 128, 256]
+    convs_bn = sum(9 * a * b + 4 * b for a, b in zip(filters, filters[1:]))   # no conv bias; BN 4 per channel
+    assert model.count_params() == convs_bn + 256 * 4 + 4 == 390_308
+    assert build_model("small_cnn", 4, input_size=128).count_params() == 390_308   # global pooling
+
+
+def test_crnn_reads_columns_as_a_sequence():
+    model = build_model("crnn", 4, input_size=64)
+    assert model.get_layer("sequence").output.shape[1:] == (8, 8 * 128)        # 8 time steps of 8 x 128
+    lstm1, lstm2 = model.get_layer("lstm1"), model.get_layer("lstm2")
+    assert (lstm1.units, lstm1.return_sequences, lstm2.units, lstm2.return_sequences) == (64, True, 64, False)
+    filters = [1, 32, 64, 128]
+    convs_bn = sum(9 * a * b + 4 * b for a, b in zip(filters, filters[1:]))
+    lstms = 4 * 64 * (1024 + 64 + 1) + 4 * 64 * (64 + 64 + 1)
+    assert model.count_params() == convs_bn + lstms + 64 * 4 + 4 == 405_412
+    with pytest.raises(ConfigError, match="input_size must be >= 8"):
+        build_model("crnn", 4, input_size=4)
+
+
+@pytest.mark.parametrize("name,kw", [("small_cnn", {}), ("crnn", {}), ("vgg", {"width": 0.0625})])
+def test_rhythm_branch_is_a_second_input_concatenated_before_the_classifier(name, kw):
+    plain = build_model(name, 4, input_size=32, **kw)
+    model = build_model(name, 4, input_size=32, rhythm_features=6, **kw)
+    assert [i.name for i in model.inputs] == ["image", "rhythm"] and model.inputs[1].shape[1:] == (6,)
+    features = plain.get_layer("logits").input.shape[-1]
+    assert model.get_layer("logits").input.shape[-1] == features + 16
+    assert model.count_params() - plain.count_params() == 6 * 16 + 16 + 16 * 4
+    out = model({"image": np.zeros((2, 32, 32, 1), np.float32), "rhythm": np.zeros((2, 6), np.float32)})
+    assert tuple(out.shape) == (2, 4)
+    with pytest.raises(ConfigError, match="rhythm_features"):
+        build_model(name, 4, input_size=32, rhythm_features=-1, **kw)
 
 
 def test_precision_settings():
@@ -74,8 +104,8 @@ def test_precision_settings():
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_computes_in_16_bit_with_float32_softmax(policy):
     model = compile_model(build_model("small_cnn", 3, input_size=16, dtype=policy), learning_rate=1e-3, dtype=policy)
-    assert model.get_layer("conv").compute_dtype == policy.split("_")[1]
-    assert model.get_layer("conv").variable_dtype == "float32"
+    assert model.get_layer("block1_conv").compute_dtype == policy.split("_")[1]
+    assert model.get_layer("block1_conv").variable_dtype == "float32"
     assert model.get_layer("softmax").compute_dtype == "float32"
     out = model(np.zeros((2, 16, 16, 1), np.float32))
     assert str(out.dtype) in ("float32", "<dtype: 'float32'>")
@@ -88,7 +118,7 @@ def test_tiny_models_train_a_step():
     rng = np.random.default_rng(0)
     x = rng.random((8, 32, 32, 1), np.float32)
     y = rng.integers(0, 3, 8)
-    for name in ("small_cnn", "vgg"):
+    for name in ("small_cnn", "crnn", "vgg"):
         model = compile_model(build_model(name, 3, input_size=32, width=0.0625), learning_rate=1e-3, jit_compile=False)
         hist = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
         assert np.isfinite(hist.history["loss"][0])
