@@ -1,8 +1,9 @@
-"""``reports/benchmark.md``: our runs beside the published figures, with provenance (pure text).
+"""``reports/benchmark.md``: our runs beside their baselines and the published figures, with provenance.
 
-Sections: the classification table (one row per run, then the published rows), the fold means and
-standard deviations, per-class figures of each run, the de Chazal et al. (2004) table for AAMI
-inter-patient runs, the R-peak detector report, and the provenance of every row.
+Sections: the classification table (one row per run, its two baseline rows under it, then the
+published rows), the fold means and standard deviations, the AAMI EC57 table (``bxb`` scoring, see
+:mod:`evaluation.ec57`), per-class figures of each run, the R-peak detector report, and the
+provenance of every row. Pure text from the metrics; nothing is recomputed here.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .metrics import DE_CHAZAL_CLASSES
+from .ec57 import EC57_CLASSES
 from .published import Published
 from .summary import is_aami_inter_patient
 
@@ -29,6 +30,40 @@ LEAK_NOTE = (
     "of a patient it has never seen. `record` folds (whole records, i.e. patients, on one side) and the DS1/DS2 "
     "split of de Chazal et al. 2004 are *inter-patient*; their figures are the honest ones, and are not comparable "
     "with intra-patient figures."
+)
+
+
+#: Row labels of the baselines (``baselines.parquet``, column ``model``).
+BASELINE_NAMES: dict[str, str] = {"majority": "majority class", "rhythm": "rhythm only"}
+BASELINE_LABEL = "↳ baselines"
+NO_BASELINES = "none: this run has no `fold-XX/baselines.parquet` (trained before baselines were added)"
+
+BASELINE_NOTE = (
+    "Under each run, two baselines scored on the same test beats, fitted on the same training side of each fold: "
+    "**majority class** (every beat called the most frequent training class) and **rhythm only** (gradient boosting "
+    "on the beat's RR-interval ratios, no image; `training/baselines.py`). A model row below its majority-class "
+    "row does worse than calling every beat normal."
+)
+
+#: EC57 table columns after the accuracy: head, (class, figure key in the ec57 metrics).
+EC57_COLUMNS: tuple[tuple[str, tuple[str, str]], ...] = (
+    *((f"{c} {h}", (c, k)) for c in EC57_CLASSES for h, k in (("Se", "sensitivity"), ("+P", "ppv"))),
+    ("S FPR", ("S", "fpr")), ("V FPR", ("V", "fpr")), ("S F1", ("S", "f1")), ("V F1", ("V", "f1")),
+)
+EC57_COLUMN_KEYS: tuple[tuple[str, str], ...] = tuple(key for _, key in EC57_COLUMNS)
+#: Published per-class figures that fill EC57 columns (published entries give no FPR).
+PUBLISHED_KEYS: dict[str, str] = {"sensitivity": "sensitivity", "ppv": "ppv", "f1": "f1"}
+
+EC57_NOTE = (
+    "AAMI EC57 scoring as PhysioNet's `bxb` does it (`evaluation/ec57.py`, `docs/evaluation.md`), in percent: "
+    "records with paced beats (102, 104, 107, 217) left out; reference Q beats not scored; a beat predicted Q is "
+    "a miss of its class; **an F beat called V is not a V false positive** (V +P = Vv / (Vv + Nv + Sv)), and "
+    "V FPR leaves it out too; F Se still counts it as missed. Accuracy = (Nn + Ss + Vv + Ff) / scored beats. "
+    "Whole records are scored (`bxb` starts at 5:00 by default; we do not). K-fold rows (`record`, `beat`): "
+    "mean ± sample sd over the folds, each over the folds where the figure is defined (a fold without S beats has "
+    "no S Se); single-fold rows (`ds1ds2`): the figures of that fold. Only DS1 -> DS2 rows are comparable with the "
+    "published rows (trained on DS1, tested on DS2); `record` folds are inter-patient over other test sets; "
+    "`beat` folds are intra-patient. Published rows show only figures found in their source (`—` otherwise)."
 )
 
 
@@ -61,9 +96,15 @@ def dec(x: Any, digits: int = 4) -> str:
     return DASH if _undefined(x) else f"{x:.{digits}f}"
 
 
-def pct_pm(mean: Any, std: Any) -> str:
-    """``mean ± std`` in percent (``± —`` when the std is undefined, e.g. a single fold)."""
-    return DASH if _undefined(mean) else f"{pct(mean)} ± {pct(std)}"
+def pct_pm(mean: Any, std: Any, digits: int = 2) -> str:
+    """``mean ± std`` in percent (``± —`` when the std is undefined, e.g. a single fold).
+
+    Examples
+    --------
+    >>> pct_pm(0.5, 0.01234, 1), pct_pm(0.5, None)
+    ('50.0 ± 1.2', '50.00 ± —')
+    """
+    return DASH if _undefined(mean) else f"{pct(mean, digits)} ± {pct(std, digits)}"
 
 
 def dec_pm(mean: Any, std: Any) -> str:
@@ -88,104 +129,172 @@ def _folds_label(info: dict[str, Any], n_folds: int) -> str:
     return f"{scheme} ({n_folds}){mark}"
 
 
+def _protocol(folds: Any) -> str:
+    """``intra-patient`` for beat-level folds, ``inter-patient`` for record folds and DS1 -> DS2."""
+    return "intra-patient" if folds == "beat" else "inter-patient" if folds in ("record", "ds1ds2") else DASH
+
+
+def _baseline_rows(r: RunReport, width: int, cells) -> list[list[str]]:
+    """The two baseline rows under a run's row (``cells(metrics)`` gives the cells after the first two), or
+    one row saying that the run has none. ``width`` is the number of columns of the table."""
+    base = r.metrics.get("baselines")
+    if not base:
+        return [[BASELINE_LABEL, NO_BASELINES, *[""] * (width - 2)]]
+    return [[f"↳ {BASELINE_NAMES.get(name, name)}", f"baseline of `{r.name}`", *cells(base[name])]
+            for name in base]
+
+
+def _ref_list(published: Sequence[Published]) -> list[str]:
+    """The numbered list of published entries: label, scheme, citation, how checked, note."""
+    lines = []
+    for i, pub in enumerate(published):
+        scheme = ", ".join(x for x in (pub.labels and f"labels {pub.labels}", pub.folds and f"folds {pub.folds}",
+                                       pub.folds and _protocol(pub.folds)) if x)
+        text = f"{i + 1}. **{pub.label}**" + (f" ({scheme})" if scheme else "")
+        if pub.name:
+            text += f". {pub.source}"
+        text += f". Checked: {pub.checked or 'not stated'}." + (f" {pub.note}." if pub.note else "")
+        lines.append(text)
+    return lines
+
+
 def classification_section(runs: Sequence[RunReport], published: Sequence[Published], revision: str) -> list[str]:
-    """The main table: our runs (pooled figures and provenance), then the published rows."""
-    head = ["run", "model", "segmentation", "folds (n)", "labels", "test beats", "accuracy",
+    """The main table: each run (pooled figures and provenance) with its two baselines, then the published rows."""
+    head = ["run", "model", "segmentation", "folds (n)", "protocol", "labels", "test beats", "accuracy",
             *[h for h, _ in MACRO_COLUMNS], "compare with", "git revision", "params hash", "data hash"]
+
+    def figures(m: dict[str, Any]) -> list[str]:
+        p = m["pooled"]
+        return [pct(p["accuracy"]), *[_fig(k, p["macro"][k]) for _, k in MACRO_COLUMNS]]
+
     rows = []
     for r in runs:
-        p = r.metrics["pooled"]
         refs = [f"[{i + 1}]" for i, pub in enumerate(published) if pub.compares_with(r.info)]
         rows.append([
             f"`{r.name}`", str(r.info.get("model")), str(r.info.get("method")),
-            _folds_label(r.info, r.metrics["n_folds"]), str(r.info.get("labels")), f"{r.metrics['n_test_beats']:,}",
-            pct(p["accuracy"]), *[_fig(k, p["macro"][k]) for _, k in MACRO_COLUMNS],
+            _folds_label(r.info, r.metrics["n_folds"]), _protocol(r.info.get("folds")), str(r.info.get("labels")),
+            f"{r.metrics['n_test_beats']:,}", *figures(r.metrics),
             " ".join(refs) or DASH, f"`{revision}`", f"`{r.info.get('params_hash')}`",
             f"`{str(r.info.get('data_hash'))[:12]}`",
         ])
+        rows += _baseline_rows(r, len(head), lambda m: [
+            DASH, _folds_label(r.info, m["n_folds"]), _protocol(r.info.get("folds")), str(r.info.get("labels")),
+            f"{m['n_test_beats']:,}", *figures(m), DASH, f"`{revision}`", DASH, DASH])
     for i, pub in enumerate(published):
         f = pub.figures
         rows.append([
-            f"*{pub.source}* [{i + 1}]", DASH, DASH, str(pub.folds or DASH), str(pub.labels or DASH), DASH,
-            pct(f.get("accuracy")), *[_fig(k, f.get(k)) for _, k in MACRO_COLUMNS],
+            f"*{pub.label}* [{i + 1}]", DASH, DASH, str(pub.folds or DASH), _protocol(pub.folds),
+            str(pub.labels or DASH), DASH, pct(f.get("accuracy")), *[_fig(k, f.get(k)) for _, k in MACRO_COLUMNS],
             DASH, DASH, DASH, DASH,
         ])
     lines = ["## Beat classification", ""]
     if not runs:
         lines += ["No run in `train.runs`.", ""]
     lines += _table(head, rows)
-    lines += ["", "Percentages, pooled over all test folds (each test beat predicted once, by the model of its fold). "
-              "Macro figures average the classes where the figure is defined (a class with no test beat has no "
-              "sensitivity; one never predicted has no +P); AUC is one-vs-rest on the `p_<class>` scores. "
-              "Se = sensitivity (recall), Sp = specificity, +P = positive predictivity (precision). "
-              "† intra-patient folds (see the note below)."]
+    lines += ["", "Percentages, pooled over all test folds (each test beat predicted once, by the model of its fold), "
+              "over every test beat of the run's classes (paced records and Q included; the EC57 table below "
+              "scores AAMI runs the standard way). Macro figures average the classes where the figure is defined "
+              "(a class with no test beat has no sensitivity; one never predicted has no +P); AUC is one-vs-rest "
+              "on the `p_<class>` scores. Se = sensitivity (recall), Sp = specificity, +P = positive predictivity "
+              "(precision). † intra-patient folds (see the note below).", "", BASELINE_NOTE]
     if published:
         lines += ["", "Published figures (reported, not recomputed; a published *sensitivity* is the paper's average "
-                  "over its classes):", ""]
-        for i, pub in enumerate(published):
-            scheme = ", ".join(x for x in (pub.labels and f"labels {pub.labels}",
-                                           pub.folds and f"folds {pub.folds}") if x)
-            lines.append(f"{i + 1}. {pub.source}" + (f" ({scheme})" if scheme else "")
-                         + (f". {pub.note}" if pub.note else ""))
+                  "over its classes; sources and how each figure was checked in `docs/evaluation.md`):", ""]
+        lines += _ref_list(published)
     lines += ["", LEAK_NOTE, ""]
     return lines
 
 
 def folds_section(runs: Sequence[RunReport]) -> list[str]:
-    """Mean ± sample standard deviation over the test folds."""
+    """Mean ± sample standard deviation over the test folds, for each run and its baselines."""
     head = ["run", "folds (n)", "accuracy", *[h for h, _ in MACRO_COLUMNS]]
+
+    def figures(m: dict[str, Any]) -> list[str]:
+        mean, std = m["fold_mean"], m["fold_std"]
+        return [pct_pm(mean["accuracy"], std["accuracy"]),
+                *[(dec_pm if k == "auc" else pct_pm)(mean["macro"][k], std["macro"][k]) for _, k in MACRO_COLUMNS]]
+
     rows = []
     for r in runs:
-        m, s = r.metrics["fold_mean"], r.metrics["fold_std"]
-        rows.append([f"`{r.name}`", _folds_label(r.info, r.metrics["n_folds"]),
-                     pct_pm(m["accuracy"], s["accuracy"]),
-                     *[(dec_pm if k == "auc" else pct_pm)(m["macro"][k], s["macro"][k]) for _, k in MACRO_COLUMNS]])
+        rows.append([f"`{r.name}`", _folds_label(r.info, r.metrics["n_folds"]), *figures(r.metrics)])
+        base = r.metrics.get("baselines")
+        if not base:
+            rows.append([BASELINE_LABEL, NO_BASELINES, *[""] * (len(head) - 2)])
+        else:
+            rows += [[f"↳ {BASELINE_NAMES.get(n, n)}", _folds_label(r.info, m["n_folds"]), *figures(m)]
+                     for n, m in base.items()]
     return ["## Across folds", "",
             "Mean ± sample standard deviation over the test folds (percent; AUC as a fraction), each over the "
-            "folds where the figure is defined; `± —` with a single fold.", "", *_table(head, rows), ""]
+            "folds where the figure is defined; `± —` with a single fold. Baselines on the same test beats.", "",
+            *_table(head, rows), ""]
 
 
-def per_class_section(runs: Sequence[RunReport]) -> list[str]:
-    """Per-class pooled figures of every run."""
-    lines = ["## Per class", "",
-             "Pooled over the test folds, one class against the rest (percent; AUC as a fraction).", ""]
-    for r in runs:
-        rows = []
-        for cls, v in r.metrics["pooled"]["per_class"].items():
-            rows.append([cls, f"{v['support']:,}", pct(v["sensitivity"]), pct(v["specificity"]), pct(v["ppv"]),
-                         pct(v["f1"]), dec(v["auc"])])
-        lines += [f"### `{r.name}`", "", *_table(["class", "test beats", "Se", "Sp", "+P", "F1", "AUC"], rows), ""]
-    return lines
+def _ec57_cells(e: dict[str, Any], k_fold: bool) -> list[str]:
+    """Accuracy and the EC57 columns: pooled (one fold) or mean ± sd over folds (K-fold)."""
+    def one(value_of) -> str:
+        if k_fold:
+            return pct_pm(value_of(e["fold_mean"]), value_of(e["fold_std"]), 1)
+        return pct(value_of(e["pooled"]), 1)
+    return [one(lambda s: s["accuracy"]),
+            *[one(lambda s, c=c, f=f: s[f][c]) for c, f in EC57_COLUMN_KEYS]]
 
 
-def de_chazal_section(runs: Sequence[RunReport], published: Sequence[Published]) -> list[str]:
-    """Se and +P of N, S, V, F and accuracy: AAMI inter-patient runs and the published rows with those figures."""
-    head = (["run", "folds (n)", "test beats"] + [f"{c} {m}" for c in DE_CHAZAL_CLASSES for m in ("Se", "+P")]
-            + ["accuracy"])
+def ec57_section(runs: Sequence[RunReport], published: Sequence[Published]) -> list[str]:
+    """The AAMI EC57 table: every AAMI run with its baselines, then the published AAMI rows."""
+    head = ["run", "folds (n)", "protocol", "scored beats", "accuracy", *[h for h, _ in EC57_COLUMNS]]
     rows = []
     for r in runs:
-        t = r.metrics.get("de_chazal")
-        if t is None:
+        e = r.metrics.get("ec57")
+        if e is None:
             continue
-        rows.append([f"`{r.name}`", _folds_label(r.info, r.metrics["n_folds"]), f"{r.metrics['n_test_beats']:,}",
-                     *[pct(t[f"{c}_{m}"], 1) for c in DE_CHAZAL_CLASSES for m in ("se", "ppv")],
-                     pct(t["accuracy"], 1)])
+        k_fold = r.metrics["n_folds"] > 1
+        rows.append([f"`{r.name}`", _folds_label(r.info, r.metrics["n_folds"]), _protocol(r.info.get("folds")),
+                     f"{e['pooled']['n']:,}", *_ec57_cells(e, k_fold)])
+        base = r.metrics.get("baselines")
+        if not base:
+            rows.append([BASELINE_LABEL, NO_BASELINES, *[""] * (len(head) - 2)])
+        else:
+            rows += [[f"↳ {BASELINE_NAMES.get(n, n)}", _folds_label(r.info, m["n_folds"]),
+                      _protocol(r.info.get("folds")), f"{m['ec57']['pooled']['n']:,}", *_ec57_cells(m["ec57"], k_fold)]
+                     for n, m in base.items()]
     for i, pub in enumerate(published):
-        if pub.labels not in (None, "aami") or not any(c in pub.classes for c in DE_CHAZAL_CLASSES):
+        if pub.labels != "aami" or not (pub.classes or "accuracy" in pub.figures):
             continue
-        rows.append([f"*{pub.source}* [{i + 1}]", str(pub.folds or DASH), DASH,
-                     *[pct(pub.classes.get(c, {}).get(k), 1)
-                       for c in DE_CHAZAL_CLASSES for k in ("sensitivity", "ppv")],
-                     pct(pub.figures.get("accuracy"), 1)])
-    lines = ["## AAMI inter-patient classes (de Chazal et al. 2004 table)", ""]
+        rows.append([f"*{pub.label}* [{i + 1}]", str(pub.folds or DASH), _protocol(pub.folds), DASH,
+                     pct(pub.figures.get("accuracy"), 1),
+                     *[pct(pub.classes.get(c, {}).get(PUBLISHED_KEYS[f]), 1) if f in PUBLISHED_KEYS else DASH
+                       for c, f in EC57_COLUMN_KEYS]])
+    lines = ["## AAMI EC57 classes", ""]
+    if not any(r.metrics.get("ec57") is not None for r in runs):
+        lines += ["No run with AAMI labels in `train.runs`.", ""]
     if not any(is_aami_inter_patient(r.info) for r in runs):
         lines += ["No run with AAMI labels and `record` or `ds1ds2` folds in `train.runs`.", ""]
     lines += _table(head, rows)
-    lines += ["", "Sensitivity (Se) and positive predictivity (+P) of the AAMI classes N, S (SVEB), V (VEB) and F, "
-              "and the accuracy over every test beat (Q included), in percent, pooled over the test folds. de Chazal "
-              "et al. trained on DS1 and tested on DS2 (paced records excluded): `ds1ds2` runs repeat that split; "
-              "`record` runs are K-fold by record, inter-patient too, but over a different test set.", ""]
+    lines += ["", EC57_NOTE, ""]
     return lines
+
+
+def per_class_section(runs: Sequence[RunReport]) -> list[str]:
+    """Per-class pooled figures of every run, each class followed by the baselines' figures for it."""
+    lines = ["## Per class", "",
+             "Pooled over the test folds, one class against the rest, over every test beat of the run "
+             "(percent; AUC as a fraction); under each class, the baselines on the same test beats.", ""]
+    for r in runs:
+        base = r.metrics.get("baselines") or {}
+        rows = []
+        for cls, v in r.metrics["pooled"]["per_class"].items():
+            rows.append([cls, "model", f"{v['support']:,}", *_class_cells(v)])
+            rows += [[cls, f"↳ {BASELINE_NAMES.get(n, n)}", f"{v['support']:,}",
+                      *_class_cells(m["pooled"]["per_class"][cls])] for n, m in base.items()]
+        lines += [f"### `{r.name}`", ""]
+        if not base:
+            lines += [f"{NO_BASELINES}.", ""]
+        lines += [*_table(["class", "row", "test beats", "Se", "Sp", "+P", "F1", "AUC"], rows), ""]
+    return lines
+
+
+def _class_cells(v: dict[str, Any]) -> list[str]:
+    return [pct(v["sensitivity"]), pct(v["specificity"]), pct(v["ppv"]), pct(v["f1"]), dec(v["auc"])]
 
 
 def detector_section(detector: dict[str, Any] | None) -> list[str]:
@@ -234,7 +343,7 @@ def render_benchmark(runs: Sequence[RunReport], published: Sequence[Published],
              "`reports/metrics.json`.", ""]
     lines += classification_section(runs, published, revision)
     lines += folds_section(runs)
-    lines += de_chazal_section(runs, published)
+    lines += ec57_section(runs, published)
     lines += per_class_section(runs)
     lines += detector_section(detector)
     lines += provenance_section(runs, revision)

@@ -10,12 +10,13 @@ Reads ``train.runs`` (every run listed there must have its ``models/<run>/`` fol
 for identical inputs:
 
 * ``<out>/metrics.json``: per run, pooled, fold-mean and fold-std figures (macro and per class),
-  per-fold headline figures, and the de Chazal table for AAMI inter-patient runs (DVC metrics);
+  the AAMI EC57 figures (``bxb`` scoring) for AAMI runs, and the same for the run's baselines
+  (``fold-XX/baselines.parquet``: majority class, rhythm only) when it has them (DVC metrics);
 * ``<out>/plots/confusion.json``, ``roc.json``, ``history.json``: DVC plot data
   (templates in ``evaluation/templates/``);
 * ``<out>/figures/evaluation/confusion_<run>.png`` and ``roc_<run>.png``;
-* ``<out>/benchmark.md``: our runs beside the published figures, with provenance, the de Chazal
-  table and the R-peak detector report.
+* ``<out>/benchmark.md``: our runs, each with its two baseline rows, beside the published figures,
+  with provenance, the EC57 table and the R-peak detector report.
 """
 from __future__ import annotations
 

@@ -42,9 +42,6 @@ import numpy as np
 #: Per-class (one-vs-rest) figures, in report order.
 CLASS_METRICS: tuple[str, ...] = ("accuracy", "sensitivity", "specificity", "ppv", "f1", "auc")
 
-#: The AAMI classes of the de Chazal et al. (2004) table, with their Se and +P.
-DE_CHAZAL_CLASSES: tuple[str, ...] = ("N", "S", "V", "F")
-
 
 def encode_labels(labels: Sequence[str] | np.ndarray, classes: Sequence[str]) -> np.ndarray:
     """Integer index of each label in ``classes`` (int64), vectorised.
@@ -310,38 +307,3 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndar
         "per_class": per_class,
         "macro": {m: nan_mean(per_class[m]) for m in CLASS_METRICS},
     }
-
-
-def de_chazal_table(cm: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
-    """The de Chazal et al. (2004) summary: Se and +P of N, S, V and F, and overall accuracy.
-
-    Accuracy is over every beat of the matrix (Q included, as in the paper's gross figure).
-
-    Returns
-    -------
-    dict
-        ``{"N_se", "N_ppv", "S_se", "S_ppv", "V_se", "V_ppv", "F_se", "F_ppv", "accuracy"}``.
-
-    Raises
-    ------
-    ValueError
-        When ``classes`` lacks one of N, S, V, F.
-
-    Examples
-    --------
-    >>> cm = np.diag([10, 2, 3, 1, 0])
-    >>> t = de_chazal_table(cm, ("N", "S", "V", "F", "Q"))
-    >>> t["S_se"], t["accuracy"]
-    (1.0, 1.0)
-    """
-    names = list(classes)
-    missing = [c for c in DE_CHAZAL_CLASSES if c not in names]
-    if missing:
-        raise ValueError(f"de Chazal table needs classes {list(DE_CHAZAL_CLASSES)}; missing {missing}")
-    scores = per_class_scores(cm)
-    table = {"accuracy": overall_accuracy(cm)}
-    for c in DE_CHAZAL_CLASSES:
-        i = names.index(c)
-        table[f"{c}_se"] = float(scores["sensitivity"][i])
-        table[f"{c}_ppv"] = float(scores["ppv"][i])
-    return table

@@ -6,6 +6,8 @@ Layout (see ``docs/architecture.md``)::
                                                 "k", "params_hash", "data_hash", "n_test_beats", ...}
     models/<run>/fold-XX/predictions.parquet   beat_id, record, fold, y_true, y_pred, p_<class>...
     models/<run>/history.csv                   fold, epoch, loss, accuracy, val_loss, val_accuracy, ...
+    models/<run>/fold-XX/baselines.parquet     optional: the predictions columns plus ``model``
+                                               ("majority" | "rhythm"), for the same test beats
 
 Everything that does not hold together (a missing column, a label outside ``classes``, a fold
 number that differs from its folder, a beat tested twice, NaN scores, a test-beat count that
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,9 @@ from .metrics import encode_labels
 #: Keys ``run.json`` must hold.
 RUN_KEYS: tuple[str, ...] = ("run", "model", "method", "folds", "labels", "classes", "params_hash",
                              "data_hash", "n_test_beats")
+
+#: Baselines the train stage may write (``baselines.parquet``, column ``model``), in report order.
+BASELINES: tuple[str, ...] = ("majority", "rhythm")
 
 #: Columns of ``history.csv`` (``fold`` and ``epoch`` required, the others null when absent).
 HISTORY_COLUMNS: tuple[str, ...] = ("fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -57,6 +62,11 @@ class RunResults:
         The ``p_<class>`` columns.
     history : pandas.DataFrame
         :data:`HISTORY_COLUMNS`, sorted by fold and epoch.
+    record : (n,) str array
+        Record of each test beat (EC57 leaves the paced records out).
+    baselines : dict
+        Baseline name -> a :class:`RunResults` of the same test beats, in the same order, with that
+        baseline's ``y_pred`` and ``proba`` (empty when the run has no ``baselines.parquet``).
     """
 
     name: str
@@ -67,6 +77,8 @@ class RunResults:
     y_pred: np.ndarray
     proba: np.ndarray
     history: pd.DataFrame = field(repr=False)
+    record: np.ndarray | None = field(default=None, repr=False)
+    baselines: dict[str, "RunResults"] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -114,12 +126,13 @@ def fold_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def read_predictions(path: Path, fold: int, classes: tuple[str, ...]) -> pd.DataFrame:
-    """Read one ``predictions.parquet`` and check it against its fold number and the classes."""
+def read_predictions(path: Path, fold: int, classes: tuple[str, ...], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read one ``predictions.parquet`` (or ``baselines.parquet``, with ``extra=("model",)``) and check it
+    against its fold number and the classes."""
     if not path.is_file():
-        raise DataError(str(path), "predictions.parquet not found")
+        raise DataError(str(path), f"{path.name} not found")
     prob_cols = [f"p_{c}" for c in classes]
-    wanted = ["beat_id", "record", "fold", "y_true", "y_pred", *prob_cols]
+    wanted = ["beat_id", "record", "fold", "y_true", "y_pred", *prob_cols, *extra]
     try:
         names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises several types for unreadable files
@@ -130,7 +143,7 @@ def read_predictions(path: Path, fold: int, classes: tuple[str, ...]) -> pd.Data
     df = pq.read_table(path, columns=wanted).to_pandas()
     if df.empty:
         raise DataError(str(path), "no test beats")
-    nulls = [c for c in ("beat_id", "fold", "y_true", "y_pred") if df[c].isna().any()]
+    nulls = [c for c in ("beat_id", "fold", "y_true", "y_pred", *extra) if df[c].isna().any()]
     if nulls:
         raise DataError(str(path), f"null values in columns {nulls}")
     folds = pd.unique(df["fold"])
@@ -141,6 +154,52 @@ def read_predictions(path: Path, fold: int, classes: tuple[str, ...]) -> pd.Data
         raise DataError(str(path), f"{int((~np.isfinite(proba)).any(axis=1).sum())} rows with NaN or "
                                    "infinite p_<class> scores")
     return df
+
+
+def _encode(df: pd.DataFrame, path: Path, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return (encode_labels(df["y_true"].to_numpy(dtype=object), classes),
+                encode_labels(df["y_pred"].to_numpy(dtype=object), classes))
+    except ValueError as exc:
+        raise DataError(str(path), f"y_true/y_pred: {exc}") from None
+
+
+def read_baselines(path: Path, fold: int, classes: tuple[str, ...], beat_ids: pd.Series,
+                   y_true: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The baselines of one fold, aligned to the beats of its ``predictions.parquet``.
+
+    Returns
+    -------
+    dict
+        Baseline name (each of :data:`BASELINES`) -> ``(y_pred, proba)`` in the order of ``beat_ids``.
+
+    Raises
+    ------
+    DataError
+        Naming the file: a missing baseline or an unknown one, test beats other than those of
+        ``predictions.parquet`` (or one twice), or a ``y_true`` that differs from it.
+    """
+    df = read_predictions(path, fold, classes, extra=("model",))
+    unknown = sorted(set(df["model"].astype(str)) - set(BASELINES))
+    if unknown:
+        raise DataError(str(path), f"unknown baselines {unknown} in column 'model'; expected {list(BASELINES)}")
+    out = {}
+    for name in BASELINES:
+        part = df[df["model"] == name]
+        if part.empty:
+            raise DataError(str(path), f"no rows for baseline {name!r}")
+        index = pd.Index(part["beat_id"].to_numpy(dtype=object))
+        pos = index.get_indexer(beat_ids.to_numpy(dtype=object)) if index.is_unique else None
+        if pos is None or len(part) != len(beat_ids) or (pos < 0).any():
+            raise DataError(str(path), f"baseline {name!r}: its {len(part)} beats are not the {len(beat_ids)} test "
+                                       "beats of predictions.parquet (each once)")
+        part = part.iloc[pos]
+        t, p = _encode(part, path, classes)
+        if not np.array_equal(t, y_true):
+            raise DataError(str(path), f"baseline {name!r}: y_true differs from predictions.parquet for "
+                                       f"{int((t != y_true).sum())} beats")
+        out[name] = (p, part[[f"p_{c}" for c in classes]].to_numpy(np.float64))
+    return out
 
 
 def read_history(run_dir: Path, fold_numbers: list[int]) -> pd.DataFrame:
@@ -194,12 +253,13 @@ def load_run(models_dir: str | Path, name: str) -> RunResults:
     for fold, path in folds:
         pred_path = path / "predictions.parquet"
         df = read_predictions(pred_path, fold, classes)
-        try:
-            y_true = encode_labels(df["y_true"].to_numpy(dtype=object), classes)
-            y_pred = encode_labels(df["y_pred"].to_numpy(dtype=object), classes)
-        except ValueError as exc:
-            raise DataError(str(pred_path), f"y_true/y_pred: {exc}") from None
-        frames.append((df, y_true, y_pred))
+        frames.append((df, *_encode(df, pred_path, classes)))
+    with_baselines = [path for _, path in folds if (path / "baselines.parquet").is_file()]
+    if with_baselines and len(with_baselines) != len(folds):
+        lacking = [path.name for _, path in folds if path not in with_baselines]
+        raise DataError(str(run_dir), f"baselines.parquet in some folds only (missing in {lacking})")
+    base_parts = [read_baselines(path / "baselines.parquet", fold, classes, f[0]["beat_id"], f[1])
+                  for (fold, path), f in zip(folds, frames)] if with_baselines else []
     beat_ids = pd.concat([f[0]["beat_id"] for f in frames], ignore_index=True)
     dup = beat_ids[beat_ids.duplicated()]
     if not dup.empty:
@@ -209,7 +269,7 @@ def load_run(models_dir: str | Path, name: str) -> RunResults:
     if int(info["n_test_beats"]) != n:
         raise DataError(str(run_dir / "run.json"),
                         f"n_test_beats is {info['n_test_beats']} but the fold predictions hold {n} beats")
-    return RunResults(
+    run = RunResults(
         name=name,
         info=info,
         classes=classes,
@@ -218,4 +278,9 @@ def load_run(models_dir: str | Path, name: str) -> RunResults:
         y_pred=np.concatenate([f[2] for f in frames]),
         proba=np.concatenate([f[0][[f"p_{c}" for c in classes]].to_numpy(np.float64) for f in frames]),
         history=read_history(run_dir, [fold for fold, _ in folds]),
+        record=np.concatenate([f[0]["record"].astype(str).to_numpy(dtype=object) for f in frames]),
     )
+    baselines = {b: replace(run, y_pred=np.concatenate([part[b][0] for part in base_parts]),
+                            proba=np.concatenate([part[b][1] for part in base_parts]))
+                 for b in BASELINES} if base_parts else {}
+    return replace(run, baselines=baselines)

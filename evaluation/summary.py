@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import (CLASS_METRICS, DE_CHAZAL_CLASSES, classification_scores, confusion_matrix, de_chazal_table,
-                      downsample_curve, nan_mean, nan_std, roc_curve)
+from .ec57 import EC57_CLASSES, EC57_FIGURES, ec57_confusion, ec57_exclusions, ec57_scores, is_ec57_run
+from .metrics import (CLASS_METRICS, classification_scores, confusion_matrix, downsample_curve, nan_mean, nan_std,
+                      roc_curve)
 from .runs import HISTORY_COLUMNS, RunResults
 
 #: Fold schemes that keep each patient (record) on one side of the split.
@@ -21,7 +22,7 @@ ROC_POINTS = 200
 
 
 def is_aami_inter_patient(info: dict[str, Any]) -> bool:
-    """True for runs that the de Chazal et al. (2004) table applies to (AAMI labels, patient-wise folds).
+    """True for runs with AAMI labels and patient-wise folds (comparable with the published DS1 -> DS2 rows).
 
     Examples
     --------
@@ -63,6 +64,36 @@ def _fold_statistic(sections: list[dict[str, Any]], reduce) -> dict[str, Any]:
     return out
 
 
+def _ec57_statistic(sections: list[dict[str, Any]], reduce) -> dict[str, Any]:
+    """Apply ``reduce`` (nan_mean or nan_std) over folds to the accuracy and every EC57 figure."""
+    out: dict[str, Any] = {"accuracy": reduce([s["accuracy"] for s in sections])}
+    for fig in EC57_FIGURES:
+        out[fig] = {c: reduce([s[fig][c] for s in sections]) for c in EC57_CLASSES}
+    return out
+
+
+def ec57_metrics(run: RunResults) -> dict[str, Any]:
+    """EC57 figures of a run (:mod:`evaluation.ec57`): pooled, fold mean and fold std, and the beats left out.
+
+    Returns
+    -------
+    dict
+        ``pooled`` (``n``, ``accuracy``, ``sensitivity``/``ppv``/``fpr``/``f1``/``support`` per class),
+        ``fold_mean`` and ``fold_std`` (accuracy and the four figures per class, over the folds where
+        each is defined), ``excluded`` (``paced``, ``q``: test beats not scored).
+    """
+    folds = []
+    for fold in run.folds:
+        sel = run.fold == fold
+        folds.append(ec57_scores(ec57_confusion(run.y_true[sel], run.y_pred[sel], run.record[sel], run.classes)))
+    return {
+        "pooled": ec57_scores(ec57_confusion(run.y_true, run.y_pred, run.record, run.classes)),
+        "fold_mean": _ec57_statistic(folds, nan_mean),
+        "fold_std": _ec57_statistic(folds, nan_std),
+        "excluded": ec57_exclusions(run.y_true, run.record, run.classes),
+    }
+
+
 def run_metrics(run: RunResults) -> dict[str, Any]:
     """Everything ``reports/metrics.json`` holds for one run.
 
@@ -71,8 +102,9 @@ def run_metrics(run: RunResults) -> dict[str, Any]:
     dict
         ``n_test_beats``, ``n_folds``; ``pooled`` (all test folds together), ``fold_mean`` and
         ``fold_std`` (over the folds, NaN-skipping, std with ddof=1) of the overall accuracy and of
-        every macro and per-class figure; and ``de_chazal`` (pooled Se/+P of N, S, V, F and accuracy)
-        for AAMI inter-patient runs.
+        every macro and per-class figure; ``ec57`` (:func:`ec57_metrics`) for runs with the AAMI
+        classes; and ``baselines`` (``{name: the same dict for that baseline}``) when the run has
+        ``baselines.parquet`` files.
     """
     k = len(run.classes)
     pooled = classification_scores(run.y_true, run.y_pred, run.proba, k)
@@ -88,8 +120,10 @@ def run_metrics(run: RunResults) -> dict[str, Any]:
         "fold_mean": _fold_statistic(sections, nan_mean),
         "fold_std": _fold_statistic(sections, nan_std),
     }
-    if is_aami_inter_patient(run.info) and all(c in run.classes for c in DE_CHAZAL_CLASSES):
-        out["de_chazal"] = de_chazal_table(pooled["confusion"], run.classes)
+    if is_ec57_run(run.classes) and run.record is not None:
+        out["ec57"] = ec57_metrics(run)
+    if run.baselines:
+        out["baselines"] = {name: run_metrics(base) for name, base in run.baselines.items()}
     return out
 
 

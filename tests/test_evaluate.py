@@ -32,12 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: str = "annotations",
              folds: str = "record", labels: str = "aami", k: int = 3, n: int = 600, seed: int = 0,
              class_prior: list[float] | None = None, absent: tuple[str, ...] = (),
-             history: str = "run") -> Path:
+             history: str = "run", baselines: bool = False) -> Path:
     """Write a run folder with ``k`` folds of ``n`` test beats in total; return the folder.
 
     Scores are a softmax of noisy logits favouring the true class, so the metrics are good but not
     perfect. ``absent`` classes never occur in the truth (they can still be predicted).
     ``history``: ``"run"`` writes ``history.csv`` at run level, ``"folds"`` per fold only.
+    ``baselines``: also write ``fold-XX/baselines.parquet`` (majority: always the first class; rhythm:
+    right for 60 % of the beats), rows in another order than the predictions.
     """
     rng = np.random.default_rng(seed)
     classes = list(class_names(labels))
@@ -70,6 +72,22 @@ def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: s
         for j, c in enumerate(classes):
             df[f"p_{c}"] = proba[sel, j].astype(np.float32)
         df.to_parquet(fold_dir / "predictions.parquet", index=False)
+        if baselines:
+            base_frames = []
+            for model in ("rhythm", "majority"):
+                if model == "majority":
+                    p = np.tile(np.linspace(1.0, 0.1, len(classes)), (int(sel.sum()), 1))
+                else:
+                    p = rng.dirichlet(np.ones(len(classes)), size=int(sel.sum()))
+                    right = rng.random(int(sel.sum())) < 0.6
+                    p[right, y[sel][right]] += 1.0
+                p /= p.sum(axis=1, keepdims=True)
+                b = df[["beat_id", "record", "fold", "y_true"]].assign(
+                    y_pred=np.array(classes, dtype=object)[p.argmax(axis=1)])
+                for j, c in enumerate(classes):
+                    b[f"p_{c}"] = p[:, j].astype(np.float32)
+                base_frames.append(b.assign(model=model).iloc[::-1])
+            pd.concat(base_frames).to_parquet(fold_dir / "baselines.parquet", index=False)
         epochs = np.arange(1, 4)
         h = pd.DataFrame({"epoch": epochs, "loss": 1.0 / epochs + 0.01 * f, "accuracy": 0.8 + 0.03 * epochs,
                           "val_loss": 1.1 / epochs, "val_accuracy": 0.78 + 0.03 * epochs,
@@ -99,15 +117,8 @@ def make_detector(path: Path) -> Path:
     return path
 
 
-#: The ``evaluate.published`` entries proposed for params.yaml.
-PUBLISHED = [
-    {"source": "Jun et al. 2018 (VGG, 8 classes, 10-fold over beats)", "labels": "jun8", "folds": "beat",
-     "accuracy": 0.9905, "sensitivity": 0.9785},
-    {"source": "de Chazal et al. 2004 (linear discriminants, AAMI classes, trained on DS1, tested on DS2)",
-     "labels": "aami", "folds": "ds1ds2", "accuracy": 0.862,
-     "classes": {"N": {"sensitivity": 0.869, "ppv": 0.992}, "S": {"sensitivity": 0.759, "ppv": 0.385},
-                 "V": {"sensitivity": 0.777, "ppv": 0.819}, "F": {"sensitivity": 0.894, "ppv": 0.086}}},
-]
+#: The ``evaluate.published`` entries of the repository's params.yaml (so the real entries are checked).
+PUBLISHED = yaml.safe_load((REPO / "params.yaml").read_text())["evaluate"]["published"]
 
 
 def make_params(path: Path, runs: dict[str, dict], published: list[dict] | None = None) -> Path:
@@ -119,7 +130,7 @@ def make_params(path: Path, runs: dict[str, dict], published: list[dict] | None 
     return path
 
 
-RUNS = {"cnn-record-aami": dict(folds="record", labels="aami", k=3, n=900, seed=1, absent=("Q",)),
+RUNS = {"cnn-record-aami": dict(folds="record", labels="aami", k=3, n=900, seed=1, absent=("Q",), baselines=True),
         "vgg-beat-binary": dict(model="vgg", method="christov", folds="beat", labels="binary", k=2, n=400, seed=2)}
 
 
@@ -181,9 +192,9 @@ def test_metrics_json_matches_sklearn_on_the_parquet_files(stage):
         per_fold = [skm.accuracy_score(g.y_true, g.y_pred) for _, g in preds.groupby("fold")]
         assert m["fold_mean"]["accuracy"] == pytest.approx(np.mean(per_fold), abs=1e-6)
         assert m["fold_std"]["accuracy"] == pytest.approx(np.std(per_fold, ddof=1), abs=1e-6)
-        assert sorted(m) == (["de_chazal"] if kw["labels"] == "aami" else []) + [
-            "fold_mean", "fold_std", "n_folds", "n_test_beats", "pooled"]
-    assert "de_chazal" in metrics["cnn-record-aami"] and "de_chazal" not in metrics["vgg-beat-binary"]
+        extra = ["baselines", "ec57"] if kw["labels"] == "aami" else []
+        assert sorted(m) == [*extra, "fold_mean", "fold_std", "n_folds", "n_test_beats", "pooled"]
+    assert "ec57" in metrics["cnn-record-aami"] and "ec57" not in metrics["vgg-beat-binary"]
     assert metrics["cnn-record-aami"]["pooled"]["macro"]["auc"] == pytest.approx(
         np.mean([metrics["cnn-record-aami"]["pooled"]["per_class"][c]["auc"] for c in "NSVF"]), abs=1e-6)
 
@@ -224,11 +235,33 @@ def test_benchmark_rows_provenance_and_sections(stage):
         assert f"`{info['data_hash']}`" in text  # full hash in the provenance table
     assert "beat (2) †" in text and "Beat-level folds leak patients" in text
     jun = "*Jun et al. 2018 (VGG, 8 classes, 10-fold over beats)* [1]"
-    assert f"{jun} | — | — | beat | jun8 | — | 99.05 | 97.85 |" in text
-    assert "## AAMI inter-patient classes (de Chazal et al. 2004 table)" in text
-    assert "| 86.9 | 99.2 | 75.9 | 38.5 | 77.7 | 81.9 | 89.4 | 8.6 | 86.2 |" in text
-    dc = metrics["cnn-record-aami"]["de_chazal"]
-    assert f"| `cnn-record-aami` | record (3) | 900 | {100 * dc['N_se']:.1f} |" in text
+    assert f"{jun} | — | — | beat | intra-patient | jun8 | — | 99.05 | 97.85 |" in text
+    assert "## AAMI EC57 classes" in text
+    # de Chazal: only the checked figures (N, S, V); the unverified F and accuracy figures are not shown
+    assert ("| *de Chazal et al. 2004 (linear discriminants)* [2] | ds1ds2 | inter-patient | — | — | 86.9 | 99.2 "
+            "| 75.9 | 38.5 | 77.7 | 81.9 | — | — | — | — | — | — |") in text
+    assert "| 89.4 |" not in text and "| 8.6 |" not in text and "| 86.2 |" not in text
+    assert "| *Niu et al. 2020 (symbolic representation + CNN)* [7] | ds1ds2 | inter-patient | — | 96.4 |" in text
+    assert text.count("| 76.6 | 89.7 |") == 1
+    assert "Checked: abstract." in text and "Mondejar-Guerra et al. 2019" in text
+    e = metrics["cnn-record-aami"]["ec57"]
+    mean, std = e["fold_mean"], e["fold_std"]
+    assert (f"| `cnn-record-aami` | record (3) | inter-patient | {e['pooled']['n']:,} | "
+            f"{100 * mean['accuracy']:.1f} ± {100 * std['accuracy']:.1f} | "
+            f"{100 * mean['sensitivity']['N']:.1f} ± {100 * std['sensitivity']['N']:.1f} |") in text
+    # two baseline rows under the AAMI run in every table of runs; the binary run says it has none
+    lines = text.splitlines()
+    for head in ("## Beat classification", "## Across folds", "## AAMI EC57 classes"):
+        section = lines[lines.index(head):]
+        i = next(j for j, line in enumerate(section) if line.startswith("| `cnn-record-aami` |"))
+        assert section[i + 1].startswith("| ↳ majority class |") and section[i + 2].startswith("| ↳ rhythm only |")
+        if head != "## AAMI EC57 classes":
+            i = next(j for j, line in enumerate(section) if line.startswith("| `vgg-beat-binary` |"))
+            assert section[i + 1].startswith("| ↳ baselines | none: this run has no `fold-XX/baselines.parquet`")
+    base = metrics["cnn-record-aami"]["baselines"]["majority"]["ec57"]
+    assert (f"| ↳ majority class | record (3) | inter-patient | {base['pooled']['n']:,} | "
+            f"{100 * base['fold_mean']['accuracy']:.1f} ± ") in text
+    assert "| N | ↳ majority class | " in text and "| N | ↳ rhythm only | " in text
     assert "| 101 | 1,800 | 4 | 45 | 97.56 | 99.78 |" in text
     assert "| **total** | 4,000 | 10 | 50 | 98.77 | 99.75 |" in text
 
@@ -320,20 +353,100 @@ def test_history_falls_back_to_fold_files(tmp_path):
     assert list(run.history.columns) == ["fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 
 
-def test_single_fold_run_has_null_std_and_de_chazal(tmp_path):
+def test_single_fold_run_has_null_std_and_ec57(tmp_path):
     make_run(tmp_path, "ds", folds="ds1ds2", k=1, n=300, seed=9)
-    m = run_metrics(load_run(tmp_path, "ds"))
+    run = load_run(tmp_path, "ds")
+    m = run_metrics(run)
     assert np.isnan(m["fold_std"]["accuracy"]) and m["fold_mean"]["accuracy"] == m["pooled"]["accuracy"]
-    assert set(m["de_chazal"]) == {"N_se", "N_ppv", "S_se", "S_ppv", "V_se", "V_ppv", "F_se", "F_ppv", "accuracy"}
+    assert set(m["ec57"]) == {"pooled", "fold_mean", "fold_std", "excluded"} and "baselines" not in m
+    assert set(m["ec57"]["pooled"]) == {"n", "accuracy", "sensitivity", "ppv", "fpr", "f1", "support"}
+    assert np.isnan(m["ec57"]["fold_std"]["ppv"]["V"]) and run.baselines == {}
+    text = render_benchmark([RunReport("ds", run.info, m)], parse_published(PUBLISHED), None, "abc")
+    row = next(line for line in text.splitlines() if line.startswith("| `ds` | ds1ds2 (1) | inter-patient |"))
+    assert f"| {100 * m['ec57']['pooled']['accuracy']:.1f} |" in row and "±" not in row
+
+
+def test_ec57_figures_follow_bxb_on_the_parquet_files(stage):
+    """Paced records and Q beats left out; V +P ignores F beats called V; checked with pandas by hand."""
+    root, _ = stage
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    preds = pd.concat([pd.read_parquet(p) for p in sorted((root / "models" / "cnn-record-aami").glob(
+        "fold-*/predictions.parquet"))])
+    e = metrics["cnn-record-aami"]["ec57"]
+    paced = preds.record.isin(["102", "104", "107", "217"])
+    assert paced.any() and e["excluded"] == {"paced": int(paced.sum()), "q": int((~paced & (preds.y_true == "Q")).sum())}
+    scored = preds[~paced & preds.y_true.isin(list("NSVF"))]
+    cm = pd.crosstab(scored.y_true, scored.y_pred).reindex(index=list("NSVF"), columns=list("NSVFQ"), fill_value=0)
+    assert cm.loc["F", "V"] > 0  # the rule below is exercised
+    pooled = e["pooled"]
+    assert pooled["n"] == len(scored)
+    assert pooled["accuracy"] == pytest.approx((scored.y_true == scored.y_pred).mean(), abs=1e-6)
+    vv, nv, sv = cm.loc["V", "V"], cm.loc["N", "V"], cm.loc["S", "V"]
+    assert pooled["ppv"]["V"] == pytest.approx(vv / (vv + nv + sv), abs=1e-6)
+    assert pooled["ppv"]["S"] == pytest.approx(cm.loc["S", "S"] / cm["S"].sum(), abs=1e-6)
+    assert pooled["sensitivity"]["F"] == pytest.approx(cm.loc["F", "F"] / cm.loc["F"].sum(), abs=1e-6)
+    v_tn = cm.drop(index="V").drop(columns="V").to_numpy().sum()
+    assert pooled["fpr"]["V"] == pytest.approx((nv + sv) / (nv + sv + v_tn), abs=1e-6)
+    per_fold = []
+    for _, g in scored.groupby("fold"):
+        c = pd.crosstab(g.y_true, g.y_pred).reindex(index=list("NSVF"), columns=list("NSVFQ"), fill_value=0)
+        per_fold.append(c.loc["V", "V"] / (c.loc["V", "V"] + c.loc["N", "V"] + c.loc["S", "V"]))
+    assert e["fold_mean"]["ppv"]["V"] == pytest.approx(np.mean(per_fold), abs=1e-6)
+    assert e["fold_std"]["ppv"]["V"] == pytest.approx(np.std(per_fold, ddof=1), abs=1e-6)
+
+
+def test_baseline_metrics_match_sklearn_on_baselines_parquet(stage):
+    root, _ = stage
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    base = pd.concat([pd.read_parquet(p) for p in sorted((root / "models" / "cnn-record-aami").glob(
+        "fold-*/baselines.parquet"))])
+    for name in ("majority", "rhythm"):
+        b = base[base.model == name]
+        m = metrics["cnn-record-aami"]["baselines"][name]
+        assert m["n_test_beats"] == 900 and m["n_folds"] == 3
+        assert m["pooled"]["accuracy"] == pytest.approx(skm.accuracy_score(b.y_true, b.y_pred), abs=1e-6)
+        assert sorted(m) == ["ec57", "fold_mean", "fold_std", "n_folds", "n_test_beats", "pooled"]
+    assert metrics["cnn-record-aami"]["baselines"]["majority"]["pooled"]["per_class"]["N"]["sensitivity"] == 1.0
+
+
+def test_bad_baselines_are_refused_naming_the_file(tmp_path):
+    make_run(tmp_path, "r", k=2, n=200, seed=5, baselines=True)
+    path = tmp_path / "r" / "fold-01" / "baselines.parquet"
+    good = pd.read_parquet(path)
+    run = load_run(tmp_path, "r")
+    assert list(run.baselines) == ["majority", "rhythm"]
+    majority = run.baselines["majority"]
+    assert (majority.y_true == run.y_true).all() and (majority.y_pred == 0).all()  # aligned to predictions' order
+    cases = ((good[good.model == "rhythm"], "no rows for baseline 'majority'"),
+             (good.assign(model=good.model.replace("rhythm", "cnn")), r"unknown baselines \['cnn'\]"),
+             (good.iloc[1:], "baseline 'rhythm': its 99 beats are not the 100 test beats"),
+             (good.assign(y_true="N"), "y_true differs from predictions.parquet"),
+             (good.drop(columns=["model"]), r"missing columns \['model'\]"))
+    for bad, msg in cases:
+        bad.to_parquet(path)
+        with pytest.raises(DataError, match=f"fold-01/baselines.parquet: .*{msg}"):
+            load_run(tmp_path, "r")
+    path.unlink()
+    with pytest.raises(DataError, match=r"baselines.parquet in some folds only \(missing in \['fold-01'\]\)"):
+        load_run(tmp_path, "r")
 
 
 def test_published_entries_are_checked():
     entries = parse_published(PUBLISHED)
     assert entries[1].classes["S"] == {"sensitivity": 0.759, "ppv": 0.385}
+    assert "F" not in entries[1].classes and "accuracy" not in entries[1].figures  # unverified figures left out
+    assert all(e.checked and e.source and e.name for e in entries)
+    assert {e.label.split(" (")[0]: e.figures.get("accuracy") for e in entries if e.labels == "aami"} == {
+        "de Chazal et al. 2004": None, "Llamedo & Martinez 2011": 0.93, "Zhang et al. 2014": None,
+        "Garcia et al. 2017": 0.924, "Mondejar-Guerra et al. 2019": 0.945, "Niu et al. 2020": 0.964}
+    assert entries[-1].classes == {"S": {"f1": 0.766}, "V": {"f1": 0.897}}
+    with pytest.raises(ConfigError, match="'checked' is missing"):
+        parse_published([{"source": "x", "accuracy": 0.9}])
     assert entries[1].compares_with({"labels": "aami", "folds": "ds1ds2"})
     assert not entries[1].compares_with({"labels": "aami", "folds": "record"})
-    assert not parse_published([{"source": "x", "accuracy": 0.9}])[0].compares_with({"labels": "aami"})
-    assert parse_published([{"source": "x", "labels": "aami"}])[0].compares_with({"labels": "aami", "folds": "beat"})
+    ok = {"source": "x", "checked": "abstract"}
+    assert not parse_published([{**ok, "accuracy": 0.9}])[0].compares_with({"labels": "aami"})
+    assert parse_published([{**ok, "labels": "aami"}])[0].compares_with({"labels": "aami", "folds": "beat"})
     assert parse_published(None) == []
     for bad, msg in (([{"source": "x", "accuracy": 99.05}], "not a fraction"),
                      ([{"accuracy": 0.9}], r"evaluate.published\[0\].source is missing"),
@@ -375,8 +488,9 @@ def test_benchmark_without_inter_patient_runs_says_so():
     metrics = {"n_test_beats": 10, "n_folds": 2, "pooled": section, "fold_mean": section,
                "fold_std": {**section, "accuracy": nan}}
     text = render_benchmark([RunReport("b", info, metrics)], [], None, "abc1234")
+    assert "No run with AAMI labels in `train.runs`." in text
     assert "No run with AAMI labels and `record` or `ds1ds2` folds" in text
     assert "No detector report." in text
-    row = ("| `b` | m | annotations | beat (2) † | binary | 10 | 50.00 | — | — | — | — | — | — "
+    row = ("| `b` | m | annotations | beat (2) † | intra-patient | binary | 10 | 50.00 | — | — | — | — | — | — "
            "| `abc1234` |")
     assert row in text

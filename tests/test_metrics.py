@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from evaluation.metrics import (CLASS_METRICS, classification_scores, confusion_matrix, de_chazal_table,
-                                downsample_curve, encode_labels, nan_mean, nan_std, one_vs_rest_auc,
+from evaluation.ec57 import ec57_confusion, ec57_exclusions, ec57_mask, ec57_scores, is_ec57_run
+from evaluation.metrics import (CLASS_METRICS, classification_scores, confusion_matrix, downsample_curve, encode_labels, nan_mean, nan_std, one_vs_rest_auc,
                                 overall_accuracy, per_class_scores, roc_auc, roc_curve, safe_divide)
 
 AAMI = ("N", "S", "V", "F", "Q")
@@ -60,13 +60,88 @@ def test_hand_made_confusion_and_scores():
     assert overall_accuracy(cm) == skm.accuracy_score(HAND_TRUE, HAND_PRED)
 
 
-def test_hand_made_de_chazal_table():
-    cm = confusion_matrix(encode_labels(HAND_TRUE, AAMI), encode_labels(HAND_PRED, AAMI), 5)
-    t = de_chazal_table(cm, AAMI)
-    assert t == pytest.approx({"N_se": 0.75, "N_ppv": 0.6, "S_se": 0.5, "S_ppv": 0.5, "V_se": 2 / 3, "V_ppv": 1.0,
-                               "F_se": 0.0, "F_ppv": 0.0, "accuracy": 0.6})
-    with pytest.raises(ValueError, match="missing \\['F'\\]"):
-        de_chazal_table(np.eye(3, dtype=int), ("N", "S", "V"))
+# -- AAMI EC57 (bxb) on a hand-made set: every figure computed by hand ----------------------------------
+
+#: (record, reference, predicted, count). Record 102 is paced: left out. Q reference beats: left out.
+EC57_BEATS = [
+    ("100", "N", "N", 5), ("100", "N", "S", 1), ("100", "N", "V", 2), ("100", "N", "Q", 1),
+    ("101", "S", "S", 3), ("101", "S", "N", 1),
+    ("100", "V", "V", 4), ("100", "V", "F", 1),
+    ("101", "F", "V", 2), ("101", "F", "F", 1), ("101", "F", "N", 1),
+    ("100", "Q", "S", 2), ("101", "Q", "V", 1),
+    ("102", "N", "V", 3), ("102", "V", "V", 2), ("102", "Q", "Q", 4),
+]
+
+
+def ec57_arrays(classes):
+    rec, t, p = [], [], []
+    for r, a, b, n in EC57_BEATS:
+        if b in classes:
+            rec += [r] * n
+            t += [a] * n
+            p += [b] * n
+    return np.array(rec), encode_labels(t, classes), encode_labels(p, classes)
+
+
+def test_hand_made_ec57_matrix_and_figures():
+    classes = ("N", "S", "V", "F", "Q")
+    rec, t, p = ec57_arrays(classes)
+    cm = ec57_confusion(t, p, rec, classes)
+    assert cm.tolist() == [[5, 1, 2, 0, 1], [1, 3, 0, 0, 0], [0, 0, 4, 1, 0], [1, 0, 2, 1, 0]]
+    assert ec57_exclusions(t, rec, classes) == {"paced": 9, "q": 3}
+    s = ec57_scores(cm)
+    assert s["n"] == 22 and s["accuracy"] == pytest.approx(13 / 22)
+    assert s["support"] == {"N": 9, "S": 4, "V": 5, "F": 4}
+    expected = {  # class: (Se, +P, FPR, F1), by hand from the matrix above
+        "N": (5 / 9, 5 / 7, 2 / 13, 10 / 16),
+        "S": (3 / 4, 3 / 4, 1 / 18, 6 / 8),     # Q beats called S (2) are not S false positives
+        "V": (4 / 5, 4 / 6, 2 / 15, 8 / 11),    # F beats called V (2): neither FP nor TN of V
+        "F": (1 / 4, 1 / 2, 1 / 18, 2 / 6),     # ... but F misses all the same
+    }
+    for c, (se, ppv, fpr, f1) in expected.items():
+        got = (s["sensitivity"][c], s["ppv"][c], s["fpr"][c], s["f1"][c])
+        assert got == pytest.approx((se, ppv, fpr, f1)), c
+
+
+def test_ec57_f_called_v_is_not_a_v_false_positive():
+    """Moving F beats from 'called F' to 'called V' leaves V +P and F1 as they are and lowers F Se.
+
+    V FPR keeps its numerator (Nv + Sv); as in bxb (VTN omits Fv) the moved beats leave its denominator."""
+    base = np.array([[50, 0, 2, 0, 0], [0, 5, 0, 0, 0], [0, 0, 8, 0, 0], [0, 0, 0, 4, 0]])
+    moved = base.copy()
+    moved[3] = [0, 0, 4, 0, 0]
+    a, b = ec57_scores(base), ec57_scores(moved)
+    for fig in ("ppv", "f1", "sensitivity"):
+        assert a[fig]["V"] == b[fig]["V"], fig
+    assert (a["fpr"]["V"], b["fpr"]["V"]) == (2 / 61, 2 / 57)
+    assert a["ppv"]["V"] == 0.8 and b["sensitivity"]["F"] == 0.0 and b["accuracy"] < a["accuracy"]
+    nv = base.copy()
+    nv[0] = [46, 0, 6, 0, 0]  # N beats called V do count
+    assert ec57_scores(nv)["ppv"]["V"] == pytest.approx(8 / 14)
+
+
+def test_ec57_four_class_runs_other_orders_and_undefined_figures():
+    rec, t, p = ec57_arrays(("N", "S", "V", "F", "Q"))
+    full = ec57_confusion(t, p, rec, ("N", "S", "V", "F", "Q"))
+    # the same beats with the classes in another order give the same matrix
+    order = ("Q", "F", "V", "S", "N")
+    rec2, t2, p2 = ec57_arrays(order)
+    assert ec57_confusion(t2, p2, rec2, order).tolist() == full.tolist()
+    # a 4-class model never predicts Q: its Q column is empty; Q reference beats simply are not there
+    four = ("N", "S", "V", "F")
+    keep = np.isin(np.array(AAMI)[t], four) & np.isin(np.array(AAMI)[p], four)
+    cm4 = ec57_confusion(encode_labels(np.array(AAMI)[t][keep], four), encode_labels(np.array(AAMI)[p][keep], four),
+                         rec[keep], four)
+    assert cm4[:, 4].sum() == 0 and cm4[:, :4].tolist() == full[:, :4].tolist()
+    empty = ec57_scores(np.zeros((4, 5), np.int64))
+    assert np.isnan(empty["accuracy"]) and np.isnan(empty["ppv"]["S"]) and np.isnan(empty["sensitivity"]["F"])
+    assert ec57_mask(np.array([0, 0, 0, 0]), np.array(["104", "107", "217", "105"]), AAMI).tolist() == [
+        False, False, False, True]
+    assert not is_ec57_run(("N", "abnormal"))
+    with pytest.raises(ValueError, match="EC57 scoring needs classes"):
+        ec57_confusion(np.array([0]), np.array([0]), np.array(["100"]), ("N", "S", "V"))
+    with pytest.raises(ValueError, match="4 x 5"):
+        ec57_scores(np.zeros((5, 5), np.int64))
 
 
 # -- random inputs against scikit-learn -------------------------------------------------------------------

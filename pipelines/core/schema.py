@@ -316,7 +316,9 @@ class ClassFigures(Figures):
 class PublishedEntry(Figures):
     """One published result (``evaluate.published[i]``), figures as fractions."""
 
-    source: NonEmptyStr
+    source: NonEmptyStr                       # the citation
+    name: Optional[NonEmptyStr] = None        # short label in the tables (default: source)
+    checked: Optional[NonEmptyStr] = None     # how the figures were checked (the evaluate stage requires it)
     labels: Optional[LabelScheme] = None
     folds: Optional[FoldScheme] = None
     accuracy: Optional[Fraction] = None
