@@ -234,3 +234,25 @@ def test_count_rows():
                             "101": {"beats": 2, "rows": 11, "aami": {"S": 1, "unlabelled": 1}}}
     originals = mf.count_rows(t, np.zeros(4, bool), range(1))
     assert originals["crops"] == {"0": 4} and originals["classes"]["symbol"]["N"] == {"0": 1, "total": 1}
+
+
+@pytest.mark.slow
+def test_training_exits_2_naming_the_shard_of_a_manifest_without_hashes(tmp_path):
+    """``python -m training.train`` on an image set whose manifest pins no shard: exit 2, the file named."""
+    import os
+    import subprocess
+    import sys
+
+    from tests._shards import train_params, write_params, write_shards
+
+    root = write_shards(tmp_path / "images" / "annotations", {"100": {"N": 6, "V": 3}, "101": {"N": 6, "V": 3}},
+                        size=16)
+    edit_manifest(root, lambda d: [e.pop("sha256") for e in d["shards"]])
+    params = write_params(tmp_path / "params.yaml", train_params())
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, "-m", "training.train", "--run", "tiny", "--params", str(params),
+                          "--images", str(root), "--out", str(tmp_path / "models" / "tiny")],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"{root}/data/originals/train-00000-of-00001.parquet: manifest.json gives no valid SHA-256" in res.stderr
+    assert not (tmp_path / "models" / "tiny").exists()
