@@ -74,7 +74,7 @@ def process_record(source: str, name: str, files: dict[str, str] | None, config:
 
     try:
         record = read_record(source, name, lead=config.lead, annotator=config.annotator,
-                             expected_sha256=files, database=database)
+                             expected_sha256=files, database=database, expected_from="manifest")
         return segment_record(record, config, database)
     except DataError as exc:
         kind = "ChecksumError" if isinstance(exc, ChecksumError) else "DataError"

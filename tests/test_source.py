@@ -135,3 +135,22 @@ def test_cli_reports_bad_params(tmp_path, capsys, monkeypatch):
     params = _write_params(tmp_path / "params.yaml", checksums=None)
     assert main(["--params", str(params), "--out", str(tmp_path / "s.json")]) == 1
     assert "source failed" in capsys.readouterr().err and not (tmp_path / "s.json").exists()
+
+
+def test_a_mismatch_with_computed_hashes_is_not_called_pinned(tinydb):
+    """After an unpinned ingest, segment checks the manifest's computed hashes: the error says so."""
+    from pipelines.core.errors import ChecksumError
+    from pipelines.records.reader import read_record
+
+    manifest = {f: sha256_file(tinydb / f) for f in ("t1.hea", "t1.dat", "t1.atr")}
+    read_record(tinydb, "t1", expected_sha256=manifest, expected_from="manifest")
+    with open(tinydb / "t1.atr", "ab") as fh:
+        fh.write(b"\0\0")
+    with pytest.raises(ChecksumError, match=r"^tinydb/t1.atr: SHA-256 [0-9a-f]{64} differs from [0-9a-f]{64}, "
+                                            r"recorded by ingest \(the source changed since: rerun ingest\)$"):
+        read_record(tinydb, "t1", expected_sha256=manifest, expected_from="manifest")
+    with pytest.raises(ChecksumError, match="ingest's manifest records no SHA-256 for this file"):
+        read_record(tinydb, "t1", expected_sha256={f: h for f, h in manifest.items() if f != "t1.atr"},
+                    expected_from="manifest")
+    with pytest.raises(ChecksumError, match="differs from the pinned"):  # a checksum file's pins
+        read_record(tinydb, "t1", expected_sha256=manifest)

@@ -236,17 +236,28 @@ def _read_header(where: str, source_dir: Path, name: str):
     return header, fields
 
 
-def _check_hashes(database: str, files: dict[str, Path], expected: dict[str, str] | None) -> dict[str, str]:
-    """SHA-256 of each file; refuse any mismatch with ``expected`` and any unpinned file."""
+#: How a checksum error names the expected hashes: pinned in a checksum file, or computed by ingest
+#: (``ingest.checksums: null``) and recorded in its manifest. Values: (unlisted file, mismatch).
+EXPECTED_FROM = {
+    "pins": ("no pinned SHA-256 for this file", "differs from the pinned {want}"),
+    "manifest": ("ingest's manifest records no SHA-256 for this file",
+                 "differs from {want}, recorded by ingest (the source changed since: rerun ingest)"),
+}
+
+
+def _check_hashes(database: str, files: dict[str, Path], expected: dict[str, str] | None,
+                  expected_from: str = "pins") -> dict[str, str]:
+    """SHA-256 of each file; refuse any mismatch with ``expected`` and any file it does not list."""
     hashes = {fname: sha256_file(path) for fname, path in files.items()}
     if expected is None:
         return hashes
+    unlisted, mismatch = EXPECTED_FROM[expected_from]
     for fname in sorted(set(hashes) - set(expected)):
-        raise ChecksumError(f"{database}/{fname}", "no pinned SHA-256 for this file")
+        raise ChecksumError(f"{database}/{fname}", unlisted)
     for fname, want in sorted(expected.items()):
         got = hashes[fname]
         if got != want.lower():
-            raise ChecksumError(f"{database}/{fname}", f"SHA-256 {got} differs from the pinned {want}")
+            raise ChecksumError(f"{database}/{fname}", f"SHA-256 {got} " + mismatch.format(want=want))
     return hashes
 
 
@@ -310,7 +321,7 @@ def _to_millivolts(where: str, header, fields: HeaderFields, digital: np.ndarray
 
 def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = "MLII", annotator: str = "atr",
                 expected_sha256: dict[str, str] | None = None,
-                database: str | None = None) -> tuple[EcgRecord, RecordInfo]:
+                database: str | None = None, expected_from: str = "pins") -> tuple[EcgRecord, RecordInfo]:
     """Read and fully verify one record; return it and its manifest facts.
 
     Parameters are those of :func:`read_record`.
@@ -328,7 +339,7 @@ def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
     hea = f"{name}.hea"
     if expected_sha256 and hea in expected_sha256 and (source_dir / hea).is_file():
         # a header that differs from its pin is reported as such, before any parse error
-        _check_hashes(database, {hea: source_dir / hea}, {hea: expected_sha256[hea]})
+        _check_hashes(database, {hea: source_dir / hea}, {hea: expected_sha256[hea]}, expected_from)
     header, fields = _read_header(where, source_dir, name)
 
     files: dict[str, Path] = {f"{name}.hea": source_dir / f"{name}.hea"}
@@ -340,7 +351,7 @@ def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
     for fname, path in files.items():
         if not path.is_file():
             raise DataError(where, f"missing file {fname}")
-    hashes = _check_hashes(database, files, expected_sha256)
+    hashes = _check_hashes(database, files, expected_sha256, expected_from)
     _check_sizes(where, source_dir, header)
 
     try:
@@ -369,7 +380,8 @@ def load_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
 
 
 def read_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = "MLII", annotator: str = "atr",
-                expected_sha256: dict[str, str] | None = None, database: str | None = None) -> EcgRecord:
+                expected_sha256: dict[str, str] | None = None, database: str | None = None,
+                expected_from: str = "pins") -> EcgRecord:
     """Read one verified WFDB record: the ``lead`` channel in mV and all its annotations.
 
     Parameters
@@ -387,6 +399,9 @@ def read_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
     expected_sha256 : dict, optional
         ``{"100.hea": "<hex>", ...}``, e.g. ``load_manifest(raw)["records"]["100"]["files"]``.
         Every file listed must exist and match, and every file read must be listed.
+    expected_from : {"pins", "manifest"}
+        Where ``expected_sha256`` comes from, for the error messages (:data:`EXPECTED_FROM`): a
+        pinned checksum file, or ingest's manifest (whose hashes may have been computed, not pinned).
     database : str, optional
         Name used in error messages (default: the directory's name, or its parent's for a
         downloaded ``files/`` directory).
@@ -405,7 +420,7 @@ def read_record(source_dir: str | os.PathLike, name: str, *, lead: str | None = 
         A file's SHA-256 differs from ``expected_sha256``.
     """
     return load_record(source_dir, name, lead=lead, annotator=annotator, expected_sha256=expected_sha256,
-                       database=database)[0]
+                       database=database, expected_from=expected_from)[0]
 
 
 __all__ = [
