@@ -27,6 +27,7 @@ from pipelines.signal.labels import map_symbols
 from pipelines.render import RenderConfig, run_render
 from pipelines.formats import beats as beats_format
 from pipelines.imaging import draw
+from tests.test_parallel import cluster  # noqa: F401  (the 2-worker LocalCluster fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,7 +101,8 @@ def read_all(out: Path) -> pa.Table:
 
 
 def dir_bytes(path: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+    """Every file under ``path`` (shards sit in ``data/<config>/``) by relative path."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture()
@@ -162,8 +164,9 @@ def test_cli_as_in_dvc_yaml(tmp_path, beats, capsys):
     assert rc == 0
     err = capsys.readouterr().err
     assert "render: " in err and "done in" in err and "images/s" in err  # progress + one-line summary
-    assert {p.name for p in out.iterdir()} == {"part-00000-of-00001.parquet", "manifest.json", "README.md",
-                                                "croissant.json"}
+    assert {p.name for p in out.iterdir()} == {"data", "manifest.json", "README.md", "croissant.json"}
+    files = [s["file"] for s in json.loads((out / "manifest.json").read_text())["shards"]]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == sorted(files)
     shards.verify_shards(out)
     umask = os.umask(0)
     os.umask(umask)
@@ -211,15 +214,19 @@ def test_rows_sorted_and_png_decodes_to_engine_output(tmp_path):
     beats = write_beats_table(tmp_path / "b.parquet", RECORDS, shuffle=True)
     out = tmp_path / "out"
     run_render("annotations", beats, out, config())
+    for path in shards.shard_paths(out):  # each shard's rows are sorted
+        part = pq.read_table(path).to_pandas()
+        key = list(zip(part["record"], part["r_sample"], part["crop"]))
+        assert key == sorted(key)
     t = read_all(out).to_pandas()
-    key = list(zip(t["record"], t["r_sample"], t["crop"]))
-    assert key == sorted(key)
     assert (t["beat_id"] == t["record"] + "-" + t["r_sample"].astype(str)).all()
     # Every PNG is 8-bit grayscale 128 x 128 and decodes exactly to what the engine drew.
     pngs = [img["bytes"] for img in t["image"]]
     assert all(p[:8] == b"\x89PNG\r\n\x1a\n" and p[24] == 8 and p[25] == 0 for p in pngs)  # bit depth 8, grey
     decoded = shards.decode_images(pngs)
     assert decoded.shape == (len(t), 128, 128) and decoded.dtype == np.uint8
+    order = t.sort_values(["record", "r_sample", "crop"], kind="stable").index.to_numpy()
+    t, decoded = t.loc[order].reset_index(drop=True), decoded[order]  # shards go by config and split
     src = beats_format.read_beats(beats)
     from pipelines.imaging.raster import render_beats
     originals = render_beats(src.values, src.offsets, size=128, margin=0.05, line_width=1.5)
@@ -299,7 +306,8 @@ def test_all_beats_excluded_gives_one_empty_shard(tmp_path):
                               signals={"100-400": np.array([np.nan, 1.0], np.float32)})
     out = tmp_path / "out"
     manifest = run_render("annotations", beats, out, config())
-    assert manifest["rows"] == 0 and [s["file"] for s in manifest["shards"]] == ["part-00000-of-00001.parquet"]
+    assert manifest["rows"] == 0 and [s["file"] for s in manifest["shards"]] == [
+        "data/originals/train-00000-of-00001.parquet"]
     shards.verify_shards(out)
 
 
@@ -309,11 +317,16 @@ def test_shard_splitting_naming_and_row_groups(tmp_path):
     out = tmp_path / "out"
     manifest = run_render("annotations", beats, out, config(shard_mb=0.1, row_group_rows=50))
     files = [s["file"] for s in manifest["shards"]]
-    n = len(files)
-    assert n >= 4
-    assert files == [f"part-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
-    assert sorted(p.name for p in out.glob("*.parquet")) == files
-    seen: set[str] = set()
+    assert len(files) >= 4
+    groups: dict[str, list[str]] = {}
+    for f in files:  # data/<config>/<split>-i-of-N.parquet
+        groups.setdefault(f.rsplit("-", 3)[0], []).append(f)
+    for prefix, group in groups.items():
+        n = len(group)
+        assert group == [f"{prefix}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == sorted(files)
+    last_of_group = {group[-1] for group in groups.values()}
+    seen: dict[str, set[str]] = {}
     target = 100_000
     for entry in manifest["shards"]:
         pf = pq.ParquetFile(out / entry["file"])
@@ -321,10 +334,11 @@ def test_shard_splitting_naming_and_row_groups(tmp_path):
         assert all(g == 50 for g in groups[:-1]) and 0 < groups[-1] <= 50 and sum(groups) == entry["rows"]
         t = pf.read()
         ids = set(t.column("beat_id").to_pylist())
-        assert not ids & seen  # a beat's rows never straddle two shards
-        seen |= ids
+        cfg_name = entry["file"].split("/")[1]
+        assert not ids & seen.get(cfg_name, set())  # a beat's rows of one config never straddle two shards
+        seen.setdefault(cfg_name, set()).update(ids)
         payload = sum(len(b) for b in t.column("image").combine_chunks().field("bytes").to_pylist())
-        if entry is not manifest["shards"][-1]:
+        if entry["file"] not in last_of_group:
             assert target <= payload < target + 10 * 4000  # closed by the beat that reached the target
         assert entry["first_beat_id"] == t.column("beat_id")[0].as_py()
     shards.verify_shards(out)
@@ -355,11 +369,12 @@ def test_deterministic_rebuild(tmp_path, beats):
 def test_rebuild_replaces_previous_output(tmp_path, beats):
     out = tmp_path / "out"
     run_render("annotations", beats, out, config(shard_mb=0.05))
-    assert len(list(out.glob("part-*"))) > 1
+    assert len(list(out.rglob("*.parquet"))) > 1
     (out / "stray.txt").write_text("old")
-    run_render("annotations", beats, out, config())
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "croissant.json", "manifest.json",
-                                                     "part-00000-of-00001.parquet"]
+    manifest = run_render("annotations", beats, out, config())
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "croissant.json", "data", "manifest.json"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == \
+        sorted(s["file"] for s in manifest["shards"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -415,7 +430,7 @@ def test_sigkill_mid_run_leaves_previous_output(tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            temps = list(tmp_path.glob(".out.*.tmp/part-*.parquet"))
+            temps = list(tmp_path.glob(".out.*.tmp/data/*/*.parquet"))
             if temps:
                 break
             time.sleep(0.01)
@@ -478,7 +493,7 @@ def test_chunk_edges_and_gather():
 
 
 def test_matplotlib_engine(tmp_path):
-    pytest.importorskip("pipelines.imaging.recipe")
+    import pipelines.imaging.recipe  # noqa: F401  (our own module: fails, never skips)
     beats = write_beats_table(tmp_path / "b.parquet", {"100": ["N", "V", "N"]})
     out = tmp_path / "out"
     manifest = run_render("annotations", beats, out, config(engine="matplotlib"))
@@ -490,16 +505,6 @@ def test_matplotlib_engine(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # dask.distributed
 # ------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    import logging
-
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as c:
-        yield c
-
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
