@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -167,11 +168,12 @@ def _edit_record_line(path: Path, field: int, value: str | None) -> None:
     edit_header(path, 0, field, value)
 
 
-@pytest.mark.parametrize("value", ["abc", "-360", "0", "nan", "inf", "1e999"])
+@pytest.mark.parametrize("value", ["abc", "-360", "0", "nan", "inf", "1e999", "3.6e2", "+360"])
 def test_bad_sampling_rate_is_refused_not_defaulted_to_250(tmp_path, value):
     d, _, _ = _tiny(tmp_path)
     _edit_record_line(d / "t1.hea", 2, value)
-    with pytest.raises(DataError, match=rf"^tiny/t1.hea: sampling rate: '{value}' is not a positive number of Hz"):
+    with pytest.raises(DataError, match=rf"^tiny/t1.hea: sampling rate: '{re.escape(value)}' is not a positive "
+                                        rf"number of Hz"):
         read_record(d, "t1", database="tiny")
 
 
@@ -199,6 +201,7 @@ def test_sampling_rate_with_counter_frequency_is_read(tmp_path):
 @pytest.mark.parametrize("field, value, message", [
     (1, "x", r"number of signals: 'x' is not a non-negative integer"),
     (1, "3", r"number of signals: the record line declares 3, the header has 2 signal line\(s\)"),
+    (1, "1", r"number of signals: the record line declares 1, the header has 2 signal line\(s\)"),
     (1, "0", r"number of signals: 0 \(empty record"),
     (3, "-5", r"number of samples: '-5' is not a non-negative integer"),
     (3, "lots", r"number of samples: 'lots' is not"),
@@ -239,6 +242,14 @@ def test_missing_signal_line_is_named_not_an_index_error(tmp_path):
     (d / "t1.hea").write_text("\n".join(lines[:2]) + "\n")
     with pytest.raises(DataError, match=r"^tiny/t1.hea: number of signals: the record line declares 2, the header "
                                         r"has 1 signal line"):
+        read_record(d, "t1", database="tiny")
+
+
+@pytest.mark.parametrize("cut", [3, 8])
+def test_signal_line_without_a_lead_name_is_named(tmp_path, cut):
+    d, _, _ = _tiny(tmp_path)
+    edit_header(d / "t1.hea", 2, cut, None)
+    with pytest.raises(DataError, match=r"^tiny/t1.hea: signal 1 name: missing"):
         read_record(d, "t1", database="tiny")
 
 

@@ -39,6 +39,7 @@ _FS = re.compile(r"(?P<fs>[^/]*)(?:/(?P<counter>[^(]*)(?:\((?P<base>[^)]*)\))?)?
 _FORMAT = re.compile(r"(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::(?P<skew>\d+))?(?:\+(?P<offset>\d+))?")
 _GAIN = re.compile(r"(?P<gain>[^(/]*)(?:\((?P<baseline>[^)]*)\))?(?:/(?P<units>.*))?")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL = re.compile(r"\d+\.?\d*|\.\d+")  # a sampling rate as WFDB writes it: no sign, no exponent
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def parse_sampling_rate(where: str, token: str) -> float:
     """
     match = _FS.fullmatch(token)
     fs_text = match.group("fs") if match else token
-    if not _FLOAT.fullmatch(fs_text) or not math.isfinite(float(fs_text)) or float(fs_text) <= 0:
+    if not _DECIMAL.fullmatch(fs_text) or not math.isfinite(float(fs_text)) or float(fs_text) <= 0:
         raise DataError(where, f"sampling rate: {fs_text!r} is not a positive number of Hz")
     for part in ("counter", "base"):
         value = match.group(part)
@@ -149,6 +150,8 @@ def _signal_line(where: str, line: str, i: int) -> tuple:
     if baseline is None:
         baseline = adc_zero  # WFDB: the baseline defaults to the ADC zero
     name = tokens[8].strip() if len(tokens) > 8 else ""
+    if not name:
+        raise DataError(where, f"{label} name: missing (the line has no description naming the lead)")
     return fname, fmt, gain, baseline, units, adc_res, adc_zero, name
 
 
@@ -176,7 +179,7 @@ def check_header_text(text: str, where: str, record: str) -> HeaderFields:
     signal_lines = lines[1:]
     if n_sig == 0:
         raise DataError(where, "number of signals: 0 (empty record: the header declares no signals)")
-    if len(signal_lines) < n_sig:
+    if len(signal_lines) != n_sig:
         raise DataError(where, f"number of signals: the record line declares {n_sig}, the header has "
                                f"{len(signal_lines)} signal line(s)")
     if sig_len == 0:
@@ -197,7 +200,7 @@ def adc_limits(fields: HeaderFields, ch: int) -> tuple[int, int]:
     >>> f = check_header_text("r 1 360\\nr.dat 212 200 11 1024 0 0 0 MLII\\n", "r.hea", "r")
     >>> adc_limits(f, 0)
     (0, 2047)
-    >>> adc_limits(check_header_text("r 1 360\\nr.dat 16\\n", "r.hea", "r"), 0)
+    >>> adc_limits(check_header_text("r 1 360\\nr.dat 16 200 0 0 0 0 0 II\\n", "r.hea", "r"), 0)
     (-32767, 32767)
     """
     fmt = fields.fmt[ch]
