@@ -245,10 +245,13 @@ class ShardWriter:
         Parquet codec (``zstd``, ``snappy``, ``gzip``, ``none`` ...).
     prefix : str
         File name prefix (:func:`shard_name`): ``part``, or the split in the dataset layout.
+    key : str
+        The column whose value groups rows that stay in one shard (``beat_id``; ``strip_id`` for
+        the paper strips of :mod:`pipelines.formats.paper`).
     """
 
     def __init__(self, directory: str | os.PathLike, schema: pa.Schema, *, target_bytes: int,
-                 row_group_rows: int, compression: str = "zstd", prefix: str = "part"):
+                 row_group_rows: int, compression: str = "zstd", prefix: str = "part", key: str = "beat_id"):
         if target_bytes <= 0 or row_group_rows <= 0:
             raise ValueError("target_bytes and row_group_rows must be positive")
         self.directory = Path(directory)
@@ -257,6 +260,7 @@ class ShardWriter:
         self.row_group_rows = int(row_group_rows)
         self.compression = compression
         self.prefix = prefix
+        self.key = key
         self._writer: pq.ParquetWriter | None = None
         self._path: Path | None = None
         self._buffer: list[pa.Table] = []
@@ -287,7 +291,7 @@ class ShardWriter:
             return
         if len(row_bytes) != n:
             raise ValueError("row_bytes does not match the table")
-        ids = table.column("beat_id")
+        ids = table.column(self.key)
         if self._last is not None and ids[0].as_py() == self._last:
             raise ValueError(f"beat {self._last} continues from the previous table: add whole beats")
         # positions where a cut may happen: before each beat (except the first row) and at the end
@@ -349,7 +353,7 @@ class ShardWriter:
             return
         if self._writer is None:
             self._open()
-        ids = part.column("beat_id")
+        ids = part.column(self.key)
         if self._first is None:
             self._first = ids[0].as_py()
         self._last = ids[-1].as_py()
