@@ -162,5 +162,28 @@ def read_annotations(where: str, source_dir: Path, name: str, annotator: str,
     return sample[order], symbol[order], excluded
 
 
+def read_rhythms(source_dir: str | Path, name: str, annotator: str = "atr") -> tuple[np.ndarray, np.ndarray]:
+    """The rhythm changes of ``<name>.<annotator>``: samples and labels (``"(N"``, ``"(AFIB"`` ...), sorted.
+
+    A rhythm change is a ``+`` annotation with an auxiliary text (NUL bytes stripped). Call it after
+    the record was verified (:func:`pipelines.records.reader.read_record`); used by the paper stage.
+
+    Raises
+    ------
+    DataError
+        ``("<name>.<annotator>", ...)``: an unreadable file.
+    """
+    try:
+        ann = wfdb.rdann(str(Path(source_dir) / name), annotator)
+    except Exception as exc:
+        raise DataError(f"{name}.{annotator}", f"unreadable annotation file: {exc}") from None
+    aux = [str(a or "").replace("\x00", "").strip() for a in (ann.aux_note or [""] * len(ann.symbol))]
+    keep = np.array([s == "+" and bool(a) for s, a in zip(ann.symbol, aux)], dtype=bool)
+    sample = np.asarray(ann.sample, dtype=np.int64)[keep] if keep.size else np.zeros(0, np.int64)
+    label = np.array([a for a, k in zip(aux, keep) if k], dtype=object)
+    order = np.argsort(sample, kind="stable")
+    return sample[order], label[order]
+
+
 __all__ = ["ANNOTATION_REASONS", "ANNOTATION_SYMBOLS", "annotation_exclusions", "describe_exclusions",
-           "excluded_counts", "merge_counts", "read_annotations"]
+           "excluded_counts", "merge_counts", "read_annotations", "read_rhythms"]
