@@ -1,7 +1,8 @@
 """DVC hygiene: what DVC hashes and compares is exactly what can change a stage's outputs.
 
 * bytecode written by importing the code (``__pycache__/*.pyc``) never enters a folder dep's hash
-  (``train`` depends on ``training/``, ``evaluate`` on ``evaluation/``) nor ``dvc.lock``;
+  (``train`` depends on ``training/``, ``evaluate`` on ``evaluation/``) nor ``dvc.lock``, and neither
+  do the temporaries and locks a killed writer leaves;
 * execution params (``workers``, ``scheduler``: where a stage runs) are not stage params, while
   every other key of their sections is.
 """
@@ -83,6 +84,22 @@ def test_bytecode_does_not_change_folder_deps(scratch_repo):
         assert all(v != before[k] for k, v in _folder_dep_hashes(scratch_repo).items())
     finally:
         shutil.copy(REPO / ".dvcignore", scratch_repo / ".dvcignore")
+
+
+def test_a_killed_writers_leftovers_do_not_change_folder_deps(scratch_repo):
+    """A temporary, lock or swap leftover of atomic_path/atomic_dir inside a folder dep (models/ for evaluate)."""
+    before = _folder_dep_hashes(scratch_repo)
+    made = [scratch_repo / "training" / ".fold-00.4242.k3j_x9ab.tmp", scratch_repo / "evaluation" / ".plots.lock",
+            scratch_repo / "evaluation" / ".plots.old"]
+    made[0].mkdir()
+    (made[0] / "model.keras").write_bytes(b"half")
+    made[1].write_text("4242\n")
+    made[2].mkdir()
+    try:
+        assert _folder_dep_hashes(scratch_repo) == before
+    finally:
+        for path in made:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def test_dvc_lock_records_no_bytecode():
