@@ -134,6 +134,18 @@ def _protocol(folds: Any) -> str:
     return "intra-patient" if folds == "beat" else "inter-patient" if folds in ("record", "ds1ds2") else DASH
 
 
+def _beats_cell(m: dict[str, Any]) -> str:
+    """Number of test beats scored, with the beats of untrained classes (left out) when there are any.
+
+    Examples
+    --------
+    >>> _beats_cell({"n_test_beats": 49661, "untrained_beats": {"Q": 7}})
+    '49,661 (+7 Q, untrained)'
+    """
+    extra = ", ".join(f"{n:,} {c}" for c, n in (m.get("untrained_beats") or {}).items())
+    return f"{m['n_test_beats']:,}" + (f" (+{extra}, untrained)" if extra else "")
+
+
 def _baseline_rows(r: RunReport, width: int, cells) -> list[list[str]]:
     """The two baseline rows under a run's row (``cells(metrics)`` gives the cells after the first two), or
     one row saying that the run has none. ``width`` is the number of columns of the table."""
@@ -173,13 +185,13 @@ def classification_section(runs: Sequence[RunReport], published: Sequence[Publis
         rows.append([
             f"`{r.name}`", str(r.info.get("model")), str(r.info.get("method")),
             _folds_label(r.info, r.metrics["n_folds"]), _protocol(r.info.get("folds")), str(r.info.get("labels")),
-            f"{r.metrics['n_test_beats']:,}", *figures(r.metrics),
+            _beats_cell(r.metrics), *figures(r.metrics),
             " ".join(refs) or DASH, f"`{revision}`", f"`{r.info.get('params_hash')}`",
             f"`{str(r.info.get('data_hash'))[:12]}`",
         ])
         rows += _baseline_rows(r, len(head), lambda m: [
             DASH, _folds_label(r.info, m["n_folds"]), _protocol(r.info.get("folds")), str(r.info.get("labels")),
-            f"{m['n_test_beats']:,}", *figures(m), DASH, f"`{revision}`", DASH, DASH])
+            _beats_cell(m), *figures(m), DASH, f"`{revision}`", DASH, DASH])
     for i, pub in enumerate(published):
         f = pub.figures
         rows.append([
@@ -196,7 +208,9 @@ def classification_section(runs: Sequence[RunReport], published: Sequence[Publis
               "scores AAMI runs the standard way). Macro figures average the classes where the figure is defined "
               "(a class with no test beat has no sensitivity; one never predicted has no +P); AUC is one-vs-rest "
               "on the `p_<class>` scores. Se = sensitivity (recall), Sp = specificity, +P = positive predictivity "
-              "(precision). † intra-patient folds (see the note below).", "", BASELINE_NOTE]
+              "(precision). Beats of classes a run does not train (AAMI Q by default) are left out of these figures and "
+              "counted in the test-beats column (`+n Q, untrained`); EC57 leaves Q out anyway. "
+              "† intra-patient folds (see the note below).", "", BASELINE_NOTE]
     if published:
         lines += ["", "Published figures (reported, not recomputed; a published *sensitivity* is the paper's average "
                   "over its classes; sources and how each figure was checked in `docs/evaluation.md`):", ""]

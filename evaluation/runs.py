@@ -43,6 +43,18 @@ _FOLD_DIR = re.compile(r"^fold-(\d+)$")
 
 
 @dataclass(frozen=True)
+class AllBeats:
+    """Every test beat of a run, untrained classes included (what EC57 scores), labels as indices into
+    ``classes`` (``run.json`` ``label_classes``: the label scheme's classes)."""
+
+    classes: tuple[str, ...]
+    fold: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    record: np.ndarray
+
+
+@dataclass(frozen=True)
 class RunResults:
     """The test predictions of every fold of one run, checked and encoded.
 
@@ -63,7 +75,11 @@ class RunResults:
     history : pandas.DataFrame
         :data:`HISTORY_COLUMNS`, sorted by fold and epoch.
     record : (n,) str array
-        Record of each test beat (EC57 leaves the paced records out).
+        Record of each test beat.
+    all_beats : AllBeats
+        Every test beat, those of classes the run did not train (``run.json`` ``label_classes``
+        minus ``classes``, e.g. AAMI Q) included; the arrays above hold only the beats of the
+        trained ``classes``, which the classification figures score. EC57 scores ``all_beats``.
     baselines : dict
         Baseline name -> a :class:`RunResults` of the same test beats, in the same order, with that
         baseline's ``y_pred`` and ``proba`` (empty when the run has no ``baselines.parquet``).
@@ -78,12 +94,22 @@ class RunResults:
     proba: np.ndarray
     history: pd.DataFrame = field(repr=False)
     record: np.ndarray | None = field(default=None, repr=False)
+    all_beats: AllBeats | None = field(default=None, repr=False)
     baselines: dict[str, "RunResults"] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
         """Number of test beats over all folds."""
         return int(self.y_true.size)
+
+    @property
+    def untrained(self) -> dict[str, int]:
+        """Test beats of each class outside ``classes`` (left out of the classification figures)."""
+        if self.all_beats is None:
+            return {}
+        counts = np.bincount(self.all_beats.y_true, minlength=len(self.all_beats.classes))
+        return {c: int(counts[i]) for i, c in enumerate(self.all_beats.classes)
+                if c not in self.classes and counts[i]}
 
     @property
     def folds(self) -> list[int]:
@@ -156,22 +182,26 @@ def read_predictions(path: Path, fold: int, classes: tuple[str, ...], extra: tup
     return df
 
 
-def _encode(df: pd.DataFrame, path: Path, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _encode(df: pd.DataFrame, path: Path, classes: tuple[str, ...],
+            label_classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` (any of ``label_classes``) and ``y_pred`` (one of ``classes``) as indices into ``label_classes``."""
+    to_label = np.array([label_classes.index(c) for c in classes], dtype=np.int64)
     try:
-        return (encode_labels(df["y_true"].to_numpy(dtype=object), classes),
-                encode_labels(df["y_pred"].to_numpy(dtype=object), classes))
+        return (encode_labels(df["y_true"].to_numpy(dtype=object), label_classes),
+                to_label[encode_labels(df["y_pred"].to_numpy(dtype=object), classes)])
     except ValueError as exc:
         raise DataError(str(path), f"y_true/y_pred: {exc}") from None
 
 
-def read_baselines(path: Path, fold: int, classes: tuple[str, ...], beat_ids: pd.Series,
-                   y_true: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_baselines(path: Path, fold: int, classes: tuple[str, ...], label_classes: tuple[str, ...],
+                   beat_ids: pd.Series, y_true: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The baselines of one fold, aligned to the beats of its ``predictions.parquet``.
 
     Returns
     -------
     dict
-        Baseline name (each of :data:`BASELINES`) -> ``(y_pred, proba)`` in the order of ``beat_ids``.
+        Baseline name (each of :data:`BASELINES`) -> ``(y_pred, proba)`` in the order of ``beat_ids``,
+        ``y_pred`` as indices into ``label_classes``.
 
     Raises
     ------
@@ -194,7 +224,7 @@ def read_baselines(path: Path, fold: int, classes: tuple[str, ...], beat_ids: pd
             raise DataError(str(path), f"baseline {name!r}: its {len(part)} beats are not the {len(beat_ids)} test "
                                        "beats of predictions.parquet (each once)")
         part = part.iloc[pos]
-        t, p = _encode(part, path, classes)
+        t, p = _encode(part, path, classes, label_classes)
         if not np.array_equal(t, y_true):
             raise DataError(str(path), f"baseline {name!r}: y_true differs from predictions.parquet for "
                                        f"{int((t != y_true).sum())} beats")
@@ -248,17 +278,21 @@ def load_run(models_dir: str | Path, name: str) -> RunResults:
         raise DataError(str(run_dir), "run directory not found")
     info = read_run_info(run_dir, name)
     classes = tuple(info["classes"])
+    label_classes = tuple(info.get("label_classes") or classes)
+    if not set(classes) <= set(label_classes):
+        raise DataError(str(run_dir / "run.json"), f"classes {list(classes)} not all in label_classes "
+                                                   f"{list(label_classes)}")
     folds = fold_dirs(run_dir)
     frames = []
     for fold, path in folds:
         pred_path = path / "predictions.parquet"
         df = read_predictions(pred_path, fold, classes)
-        frames.append((df, *_encode(df, pred_path, classes)))
+        frames.append((df, *_encode(df, pred_path, classes, label_classes)))
     with_baselines = [path for _, path in folds if (path / "baselines.parquet").is_file()]
     if with_baselines and len(with_baselines) != len(folds):
         lacking = [path.name for _, path in folds if path not in with_baselines]
         raise DataError(str(run_dir), f"baselines.parquet in some folds only (missing in {lacking})")
-    base_parts = [read_baselines(path / "baselines.parquet", fold, classes, f[0]["beat_id"], f[1])
+    base_parts = [read_baselines(path / "baselines.parquet", fold, classes, label_classes, f[0]["beat_id"], f[1])
                   for (fold, path), f in zip(folds, frames)] if with_baselines else []
     beat_ids = pd.concat([f[0]["beat_id"] for f in frames], ignore_index=True)
     dup = beat_ids[beat_ids.duplicated()]
@@ -269,18 +303,27 @@ def load_run(models_dir: str | Path, name: str) -> RunResults:
     if int(info["n_test_beats"]) != n:
         raise DataError(str(run_dir / "run.json"),
                         f"n_test_beats is {info['n_test_beats']} but the fold predictions hold {n} beats")
-    run = RunResults(
-        name=name,
-        info=info,
-        classes=classes,
+    every = AllBeats(
+        classes=label_classes,
         fold=np.concatenate([np.full(len(f[0]), fold, np.int64) for f, (fold, _) in zip(frames, folds)]),
         y_true=np.concatenate([f[1] for f in frames]),
         y_pred=np.concatenate([f[2] for f in frames]),
-        proba=np.concatenate([f[0][[f"p_{c}" for c in classes]].to_numpy(np.float64) for f in frames]),
-        history=read_history(run_dir, [fold for fold, _ in folds]),
         record=np.concatenate([f[0]["record"].astype(str).to_numpy(dtype=object) for f in frames]),
     )
-    baselines = {b: replace(run, y_pred=np.concatenate([part[b][0] for part in base_parts]),
-                            proba=np.concatenate([part[b][1] for part in base_parts]))
-                 for b in BASELINES} if base_parts else {}
+    # label index -> trained class index (-1: untrained); the classification figures score trained beats
+    to_class = np.full(len(label_classes), -1, np.int64)
+    to_class[[label_classes.index(c) for c in classes]] = np.arange(len(classes))
+    trained = to_class[every.y_true] >= 0
+    proba = np.concatenate([f[0][[f"p_{c}" for c in classes]].to_numpy(np.float64) for f in frames])
+    run = RunResults(
+        name=name, info=info, classes=classes, fold=every.fold[trained], y_true=to_class[every.y_true[trained]],
+        y_pred=to_class[every.y_pred[trained]], proba=proba[trained],
+        history=read_history(run_dir, [fold for fold, _ in folds]), record=every.record[trained], all_beats=every,
+    )
+    baselines = {}
+    for b in BASELINES if base_parts else ():
+        y_pred = np.concatenate([part[b][0] for part in base_parts])
+        baselines[b] = replace(run, y_pred=to_class[y_pred[trained]],
+                               proba=np.concatenate([part[b][1] for part in base_parts])[trained],
+                               all_beats=replace(every, y_pred=y_pred))
     return replace(run, baselines=baselines)

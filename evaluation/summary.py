@@ -75,6 +75,9 @@ def _ec57_statistic(sections: list[dict[str, Any]], reduce) -> dict[str, Any]:
 def ec57_metrics(run: RunResults) -> dict[str, Any]:
     """EC57 figures of a run (:mod:`evaluation.ec57`): pooled, fold mean and fold std, and the beats left out.
 
+    Scores ``run.all_beats``: every test beat, those of untrained classes (Q) included, so that the
+    paced-record and Q exclusions are EC57's own.
+
     Returns
     -------
     dict
@@ -82,15 +85,16 @@ def ec57_metrics(run: RunResults) -> dict[str, Any]:
         ``fold_mean`` and ``fold_std`` (accuracy and the four figures per class, over the folds where
         each is defined), ``excluded`` (``paced``, ``q``: test beats not scored).
     """
+    b = run.all_beats
     folds = []
-    for fold in run.folds:
-        sel = run.fold == fold
-        folds.append(ec57_scores(ec57_confusion(run.y_true[sel], run.y_pred[sel], run.record[sel], run.classes)))
+    for fold in np.unique(b.fold).tolist():
+        sel = b.fold == fold
+        folds.append(ec57_scores(ec57_confusion(b.y_true[sel], b.y_pred[sel], b.record[sel], b.classes)))
     return {
-        "pooled": ec57_scores(ec57_confusion(run.y_true, run.y_pred, run.record, run.classes)),
+        "pooled": ec57_scores(ec57_confusion(b.y_true, b.y_pred, b.record, b.classes)),
         "fold_mean": _ec57_statistic(folds, nan_mean),
         "fold_std": _ec57_statistic(folds, nan_std),
-        "excluded": ec57_exclusions(run.y_true, run.record, run.classes),
+        "excluded": ec57_exclusions(b.y_true, b.record, b.classes),
     }
 
 
@@ -100,7 +104,9 @@ def run_metrics(run: RunResults) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``n_test_beats``, ``n_folds``; ``pooled`` (all test folds together), ``fold_mean`` and
+        ``n_test_beats`` (beats of the trained classes, which every figure but EC57 scores),
+        ``untrained_beats`` (``{class: count}`` of test beats of untrained classes, when there are any),
+        ``n_folds``; ``pooled`` (all test folds together), ``fold_mean`` and
         ``fold_std`` (over the folds, NaN-skipping, std with ddof=1) of the overall accuracy and of
         every macro and per-class figure; ``ec57`` (:func:`ec57_metrics`) for runs with the AAMI
         classes; and ``baselines`` (``{name: the same dict for that baseline}``) when the run has
@@ -120,7 +126,9 @@ def run_metrics(run: RunResults) -> dict[str, Any]:
         "fold_mean": _fold_statistic(sections, nan_mean),
         "fold_std": _fold_statistic(sections, nan_std),
     }
-    if is_ec57_run(run.classes) and run.record is not None:
+    if run.untrained:
+        out["untrained_beats"] = run.untrained
+    if run.all_beats is not None and is_ec57_run(run.all_beats.classes):
         out["ec57"] = ec57_metrics(run)
     if run.baselines:
         out["baselines"] = {name: run_metrics(base) for name, base in run.baselines.items()}

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: str = "annotations",
              folds: str = "record", labels: str = "aami", k: int = 3, n: int = 600, seed: int = 0,
              class_prior: list[float] | None = None, absent: tuple[str, ...] = (),
-             history: str = "run", baselines: bool = False) -> Path:
+             history: str = "run", baselines: bool = False, untrained: tuple[str, ...] = ()) -> Path:
     """Write a run folder with ``k`` folds of ``n`` test beats in total; return the folder.
 
     Scores are a softmax of noisy logits favouring the true class, so the metrics are good but not
@@ -40,6 +40,9 @@ def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: s
     ``history``: ``"run"`` writes ``history.csv`` at run level, ``"folds"`` per fold only.
     ``baselines``: also write ``fold-XX/baselines.parquet`` (majority: always the first class; rhythm:
     right for 60 % of the beats), rows in another order than the predictions.
+    ``untrained``: classes the model does not know (as ``train_classes`` leaves out AAMI Q): they occur
+    in ``y_true`` but have no ``p_<class>`` column and are never predicted; ``run.json`` lists them in
+    ``label_classes`` only.
     """
     rng = np.random.default_rng(seed)
     classes = list(class_names(labels))
@@ -51,8 +54,12 @@ def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: s
     y = rng.choice(len(classes), size=n, p=prior)
     logits = rng.normal(0.0, 1.0, size=(n, len(classes)))
     logits[np.arange(n), y] += 2.0
+    logits[:, [classes.index(c) for c in untrained]] = -np.inf
     proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     pred = proba.argmax(axis=1)
+    label_classes, classes = classes, [c for c in classes if c not in untrained]
+    keep = [label_classes.index(c) for c in classes]
+    proba = proba[:, keep]
     records = np.array([f"{100 + i % 12}" for i in range(n)])
     fold = np.arange(n) % k if folds == "beat" else (np.arange(n) % 12) % k
     run_dir = models_dir / name
@@ -66,8 +73,8 @@ def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: s
             "beat_id": [f"{r}-{i}" for r, i in zip(records[sel], np.flatnonzero(sel))],
             "record": records[sel],
             "fold": np.full(int(sel.sum()), f, dtype=np.int64),
-            "y_true": np.array(classes, dtype=object)[y[sel]],
-            "y_pred": np.array(classes, dtype=object)[pred[sel]],
+            "y_true": np.array(label_classes, dtype=object)[y[sel]],
+            "y_pred": np.array(label_classes, dtype=object)[pred[sel]],
         })
         for j, c in enumerate(classes):
             df[f"p_{c}"] = proba[sel, j].astype(np.float32)
@@ -80,7 +87,8 @@ def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: s
                 else:
                     p = rng.dirichlet(np.ones(len(classes)), size=int(sel.sum()))
                     right = rng.random(int(sel.sum())) < 0.6
-                    p[right, y[sel][right]] += 1.0
+                    yk = np.array([keep.index(v) if v in keep else 0 for v in y[sel]])
+                    p[right, yk[right]] += 1.0
                 p /= p.sum(axis=1, keepdims=True)
                 b = df[["beat_id", "record", "fold", "y_true"]].assign(
                     y_pred=np.array(classes, dtype=object)[p.argmax(axis=1)])
@@ -98,6 +106,7 @@ def make_run(models_dir: Path, name: str, *, model: str = "small_cnn", method: s
         pd.concat(hist_frames)[["fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds",
                                 "images_per_s"]].to_csv(run_dir / "history.csv", index=False)
     info = {"run": name, "model": model, "method": method, "folds": folds, "labels": labels, "classes": classes,
+            **({"label_classes": label_classes} if untrained else {}),
             "k": k, "params_hash": f"{seed:012d}", "data_hash": f"{seed:064x}", "n_test_beats": n,
             "train_images_per_s": 1234.5}
     (run_dir / "run.json").write_text(json.dumps(info, indent=2))
@@ -494,3 +503,27 @@ def test_benchmark_without_inter_patient_runs_says_so():
     row = ("| `b` | m | annotations | beat (2) † | intra-patient | binary | 10 | 50.00 | — | — | — | — | — | — "
            "| `abc1234` |")
     assert row in text
+
+
+def test_untrained_q_beats_leave_the_classification_figures_but_not_the_test_set(tmp_path):
+    """A 4-class run (Q untrained, as train_classes leaves it by default): Q reference beats are in its
+    predictions and baselines but not in its classes; they are counted, left out of the classification
+    figures, and not scored by EC57 either (Q rows are dropped); the model never predicts Q."""
+    make_run(tmp_path, "q4", k=2, n=600, seed=11, class_prior=[50, 10, 10, 5, 25], untrained=("Q",),
+             baselines=True)
+    preds = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "q4").glob("fold-*/predictions.parquet"))])
+    n_q = int((preds.y_true == "Q").sum())
+    assert n_q > 50 and "p_Q" not in preds.columns and "Q" not in set(preds.y_pred)
+    run = load_run(tmp_path, "q4")
+    assert run.classes == ("N", "S", "V", "F") and run.untrained == {"Q": n_q} and run.n == 600 - n_q
+    m = run_metrics(run)
+    assert m["n_test_beats"] == 600 - n_q and m["untrained_beats"] == {"Q": n_q}
+    trained = preds[preds.y_true != "Q"]
+    assert m["pooled"]["accuracy"] == pytest.approx(skm.accuracy_score(trained.y_true, trained.y_pred), abs=1e-6)
+    paced = preds.record.isin(["102", "104", "107", "217"])
+    assert m["ec57"]["excluded"] == {"paced": int(paced.sum()), "q": int((~paced & (preds.y_true == "Q")).sum())}
+    assert m["ec57"]["pooled"]["n"] == int((~paced & (preds.y_true != "Q")).sum())
+    assert m["baselines"]["majority"]["untrained_beats"] == {"Q": n_q}
+    assert m["baselines"]["majority"]["ec57"]["pooled"]["sensitivity"]["N"] == 1.0
+    text = render_benchmark([RunReport("q4", run.info, m)], [], None, "abc")
+    assert f"| {600 - n_q:,} (+{n_q:,} Q, untrained) |" in text
