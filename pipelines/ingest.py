@@ -9,7 +9,9 @@ Source
     :func:`pipelines.records.reader.source_env_var`); the files stay there and are not copied.
     Otherwise the database is downloaded from PhysioNet with ``wfdb.dl_database`` into
     ``<out>/files/``. The download lands in a temporary directory beside ``<out>`` and is only
-    renamed into place after every record has been verified.
+    renamed into place after every record has been verified. The source is outside the
+    repository: in ``dvc.yaml`` the ``source`` stage (:mod:`pipelines.source`) writes its
+    fingerprint, a dep of ``ingest``, so that DVC reruns ingest when the source content changes.
 
 Verification
     Every record goes through :func:`pipelines.records.reader.load_record`: header fields (a bad
