@@ -168,3 +168,22 @@ def test_ingest_names_a_bad_gain_field_not_its_units(tmp_path, baddb):
     edit_header(baddb / "good.hea", 1, 2, "abc/mV")
     with pytest.raises(DataError, match=r"^baddb/good.hea: signal 0 ADC gain: 'abc' is not a number"):
         _ingest(baddb, tmp_path / "raw")
+
+
+def test_extra_symbols_sharing_a_beats_sample_are_conflicting_not_fatal():
+    from pipelines.records.reader import EcgRecord
+    from pipelines.signal.beats import SegmentConfig, segment_annotations
+
+    sig, peaks = synthetic_ecg(n_beats=8)
+    sample = np.r_[peaks, peaks[4]]                       # a flutter wave '!' annotated on beat 4's sample
+    symbol = np.array(["N"] * 8 + ["!"], dtype=object)
+    order = np.argsort(sample, kind="stable")
+    record = EcgRecord(name="x1", fs=360.0, lead="MLII", signal=sig.astype(np.float32),
+                       ann_sample=sample[order], ann_symbol=symbol[order],
+                       excluded_annotations={"outside_signal": {"N": 1}})
+    plain = segment_annotations(record, SegmentConfig.from_params({}, "annotations"))
+    assert plain.counts["excluded_annotations"] == {"outside_signal": {"N": 1}}   # '!' is not a beat here
+    assert plain.n_beats == 6 and plain.counts["skipped_non_beat"] == {"!": 1}
+    vfw = segment_annotations(record, SegmentConfig.from_params({"extra_symbols": ["!"]}, "annotations"))
+    assert vfw.counts["excluded_annotations"] == {"conflicting_beats": {"!": 1, "N": 1}, "outside_signal": {"N": 1}}
+    assert int(peaks[4]) not in vfw.r_sample.tolist() and vfw.counts["reference_beats"] == 7
