@@ -197,6 +197,94 @@ class GalleryParams(Section):
     per_class: Annotated[int, Field(ge=1)] = 6
 
 
+# ------------------------------------------------------------------------------------------------ paper
+
+HexColour = Annotated[StrictStr, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+#: ``paper.baseline`` (``pipelines.printout.strip.BASELINES``).
+PaperBaseline = Literal["median", "none"]
+#: A paper variant name: a directory name, never ``clean`` (the undistorted strips).
+VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class GridColourDistortion(Section):
+    colours: Annotated[list[HexColour], Field(min_length=1)]
+
+
+class RotateDistortion(Section):
+    max_degrees: Annotated[float, Field(gt=0, le=45)]
+
+
+class CreaseDistortion(Section):
+    darkness: Annotated[float, Field(gt=0, le=1)]
+    width_mm: PositiveFloat
+
+
+class LightingDistortion(Section):
+    strength: Annotated[float, Field(gt=0, lt=1)]
+
+
+class BlurDistortion(Section):
+    sigma_px: PositiveFloat
+
+
+class NoiseDistortion(Section):
+    sigma: PositiveFloat
+
+
+class JpegDistortion(Section):
+    quality: Annotated[int, Field(ge=1, le=100)]
+
+
+class DistortionSet(Section):
+    """One ``paper.variants.<name>``: the distortions applied (``pipelines.printout.distort.DISTORTIONS``)."""
+
+    grid_colour: Optional[GridColourDistortion] = None
+    rotate: Optional[RotateDistortion] = None
+    crease: Optional[CreaseDistortion] = None
+    lighting: Optional[LightingDistortion] = None
+    blur: Optional[BlurDistortion] = None
+    noise: Optional[NoiseDistortion] = None
+    jpeg: Optional[JpegDistortion] = None
+
+    @model_validator(mode="after")
+    def _some(self) -> "DistortionSet":
+        if not any(getattr(self, name) is not None for name in type(self).model_fields):
+            raise ValueError("give at least one distortion")
+        return self
+
+
+class PaperParams(Section):
+    """``paper``: ECG printouts of every record (``pipelines.paper``, ``docs/paper.md``)."""
+
+    seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    mm_per_s: PositiveFloat = 25.0
+    mm_per_mv: PositiveFloat = 10.0
+    dpi: Annotated[float, Field(ge=50, le=600)] = 200.0
+    lead_mm: Annotated[float, Field(ge=10)] = 30.0
+    grid_colour: HexColour = "#f08080"
+    line_px: Annotated[int, Field(ge=1, le=8)] = 2
+    baseline: PaperBaseline = "median"
+    leads: Optional[Annotated[list[NonEmptyStr], Field(min_length=1)]] = None
+    strips_per_record: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0)] = 0
+    variants: dict[str, DistortionSet] = {}
+    shard_mb: PositiveFloat = 100.0
+    row_group_rows: Annotated[int, Field(ge=1)] = 16
+    compression: Compression = "zstd"
+    png_level: Annotated[int, Field(ge=0, le=9)] = 2
+    gallery_strips: Annotated[int, Field(ge=1)] = 1
+    scheduler: Optional[NonEmptyStr] = None
+    workers: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _variant_names(self) -> "PaperParams":
+        for name in self.variants:
+            if name == "clean" or not VARIANT_NAME.match(name):
+                raise KeyProblem("variants", name, problem="a variant name is [a-z][a-z0-9_]* and not 'clean' "
+                                                           "(the undistorted strips)")
+        return self
+
+
 # ------------------------------------------------------------------------------------------------ train
 
 class PerSchemeK(Section):
@@ -339,6 +427,7 @@ class Params(Section):
     segment: Optional[SegmentParams] = None
     render: Optional[RenderParams] = None
     gallery: Optional[GalleryParams] = None
+    paper: Optional[PaperParams] = None
     train: Optional[TrainParams] = None
     evaluate: Optional[EvaluateParams] = None
 
@@ -346,5 +435,5 @@ class Params(Section):
 #: Section name -> its model (the top-level keys of params.yaml).
 SECTIONS: dict[str, type[Section]] = {
     "ingest": IngestParams, "segment": SegmentParams, "render": RenderParams,
-    "gallery": GalleryParams, "train": TrainParams, "evaluate": EvaluateParams,
+    "gallery": GalleryParams, "paper": PaperParams, "train": TrainParams, "evaluate": EvaluateParams,
 }
