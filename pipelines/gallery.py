@@ -219,7 +219,7 @@ def _run(args: argparse.Namespace) -> None:
     """Resolve ``--per-class`` (else ``gallery.per_class`` of ``--params``, else 6), build, print a summary."""
     per_class = args.per_class
     if per_class is None:
-        per_class = int(load_params(args.params, "gallery").get("per_class", 6)) if args.params else 6
+        per_class = load_params(args.params, "gallery")["per_class"] if args.params else 6   # schema default 6
     summary = build_gallery(args.images, args.out, per_class=per_class)
     print(f"gallery: {summary['classes']} classes, {summary['beats']} example images, crops of "
           f"{summary['crop_beat'] or 'none'} -> {summary['out']} ({summary['width']}x{summary['height']} px)",
