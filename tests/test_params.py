@@ -47,7 +47,7 @@ def test_committed_params_validate_and_load_as_dicts():
     cfg = load_config(PARAMS)
     assert cfg.render.crops.materialise is True and cfg.train.folds.k_for("record") == 5
     params = load_params(PARAMS)
-    assert list(params) == ["ingest", "segment", "render", "gallery", "train", "evaluate"]
+    assert set(params) == set(BASE) and {"ingest", "segment", "render", "gallery", "train", "evaluate"} <= set(params)
     assert params["render"]["crops"]["offsets"] == [0, 16, 32] and load_params(PARAMS, "gallery") == {"per_class": 6}
 
 
