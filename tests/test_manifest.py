@@ -2,7 +2,7 @@
 
 Each fault a copy can have is caught, with an error naming the file: a shard without a SHA-256 or
 with a non-string one, a flipped byte, a shard deleted together with its manifest entry, an extra
-file, a truncated PNG; ``python -m pipelines.shards verify`` prints FAILED and exits 1 on each, and
+file, a truncated PNG; ``python -m pipelines.shards verify`` prints one ``verify: error:`` line and exits 2 on each, and
 ``training.meta.open_images`` refuses the set.
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def test_a_shard_without_a_valid_sha256_is_refused_even_without_hashing(dataset,
         with pytest.raises(ChecksumError, match=rf"{first}: manifest.json gives no valid SHA-256"):
             mf.verify_shards(dataset, check_hash=check_hash)
     rc, text = cli(dataset, capsys)
-    assert rc == 1 and text.startswith(f"verify: FAILED {dataset / first}: manifest.json gives no valid SHA-256")
+    assert rc == 2 and text.startswith(f"verify: error: {dataset / first}: manifest.json gives no valid SHA-256")
 
 
 def test_a_flipped_byte_is_a_checksum_error(dataset, capsys):
@@ -98,7 +98,7 @@ def test_a_flipped_byte_is_a_checksum_error(dataset, capsys):
     with pytest.raises(ChecksumError, match=rf"{path.name}: sha256 [0-9a-f]{{64}} differs from manifest.json"):
         mf.verify_shards(dataset)
     rc, text = cli(dataset, capsys)
-    assert rc == 1 and "FAILED" in text and path.name in text
+    assert rc == 2 and text.startswith("verify: error: ") and path.name in text
 
 
 def test_deleting_the_last_shard_of_a_split_and_its_entry_is_caught(dataset, capsys):
@@ -110,7 +110,7 @@ def test_deleting_the_last_shard_of_a_split_and_its_entry_is_caught(dataset, cap
     edit_manifest(dataset, lambda d: d["shards"].remove(victim))
     with pytest.raises(DataError, match="a shard is missing"):
         mf.verify_shards(dataset, check_hash=False)
-    assert cli(dataset, capsys)[0] == 1
+    assert cli(dataset, capsys)[0] == 2
 
 
 def test_deleting_a_whole_split_and_its_entry_is_caught_by_the_totals(dataset, capsys):
@@ -131,7 +131,7 @@ def test_deleting_a_whole_split_and_its_entry_is_caught_by_the_totals(dataset, c
     edit_manifest(dataset, lambda d: d["counts"]["crops"].update({"0": d["counts"]["crops"]["0"] - victim["rows"]}))
     with pytest.raises(DataError, match="layout"):
         mf.verify_shards(dataset)
-    assert cli(dataset, capsys)[0] == 1
+    assert cli(dataset, capsys)[0] == 2
 
 
 def test_missing_and_extra_files(dataset):

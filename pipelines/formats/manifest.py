@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -324,14 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           "schema, totals)")
     check.add_argument("directories", nargs="+", help="image dataset directories, e.g. datasets/images/annotations")
     args = parser.parse_args(argv)
-    failed = 0
-    for directory in args.directories:
-        try:
-            manifest = verify_shards(directory)
-        except DataError as exc:  # ChecksumError is a DataError
-            print(f"verify: FAILED {exc}", file=sys.stderr)
-            failed += 1
-        else:
-            print(f"verify: ok {directory}: {len(manifest['shards'])} shard(s), {manifest['rows']:,} rows match "
-                  f"manifest.json")
-    return 1 if failed else 0
+    from ..core.stage import BAD_INPUT, run_stage
+
+    def verify_one(directory: str) -> None:
+        manifest = verify_shards(directory)
+        print(f"verify: ok {directory}: {len(manifest['shards'])} shard(s), {manifest['rows']:,} rows match "
+              f"manifest.json")
+
+    # each directory is checked; a bad one (DataError, ChecksumError) is one "verify: error:" line
+    failed = [d for d in args.directories if run_stage("verify", lambda d=d: verify_one(d)) != 0]
+    return BAD_INPUT if failed else 0
