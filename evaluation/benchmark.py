@@ -291,8 +291,8 @@ def ec57_section(runs: Sequence[RunReport], published: Sequence[Published]) -> l
 def per_class_section(runs: Sequence[RunReport]) -> list[str]:
     """Per-class pooled figures of every run, each class followed by the baselines' figures for it."""
     lines = ["## Per class", "",
-             "Pooled over the test folds, one class against the rest, over every test beat of the run "
-             "(percent; AUC as a fraction); under each class, the baselines on the same test beats.", ""]
+             "Pooled over the test folds, one class against the rest, over the test beats of the classes the run "
+             "trains (percent; AUC as a fraction); under each class, the baselines on the same test beats.", ""]
     for r in runs:
         base = r.metrics.get("baselines") or {}
         rows = []
