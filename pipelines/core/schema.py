@@ -271,7 +271,7 @@ class PaperParams(Section):
     shard_mb: PositiveFloat = 100.0
     row_group_rows: Annotated[int, Field(ge=1)] = 16
     compression: Compression = "zstd"
-    png_level: Annotated[int, Field(ge=0, le=9)] = 2
+    png_level: Annotated[int, Field(ge=0, le=9)] = 1
     gallery_strips: Annotated[int, Field(ge=1)] = 1
     scheduler: Optional[NonEmptyStr] = None
     workers: Annotated[int, Field(ge=0)] = 0
@@ -418,6 +418,25 @@ class EvaluateParams(Section):
     published: list[PublishedEntry] = []
 
 
+# ----------------------------------------------------------------------------------------------- webapp
+
+RunName = Annotated[StrictStr, Field(pattern=RUN_NAME.pattern)]
+
+
+class WebappParams(Section):
+    """The web app (``webapp/``, docs/webapp.md): which trained runs of ``models/`` it serves, where, limits."""
+
+    beat_run: RunName = "small_cnn-ds1ds2-image"        # image-only run: one uploaded beat image
+    record_run: RunName = "small_cnn-ds1ds2"            # rhythm-aware run: a whole uploaded record
+    host: NonEmptyStr = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    max_image_mb: Annotated[float, Field(gt=0, le=100)] = 5.0
+    max_record_mb: Annotated[float, Field(gt=0, le=2000)] = 100.0
+    max_image_pixels: Annotated[int, Field(ge=1024)] = 16_000_000
+    min_fs: PositiveFloat = 50.0
+    max_fs: PositiveFloat = 5000.0
+
+
 # ------------------------------------------------------------------------------------------------- file
 
 class Params(Section):
@@ -430,10 +449,12 @@ class Params(Section):
     paper: Optional[PaperParams] = None
     train: Optional[TrainParams] = None
     evaluate: Optional[EvaluateParams] = None
+    webapp: Optional[WebappParams] = None
 
 
 #: Section name -> its model (the top-level keys of params.yaml).
 SECTIONS: dict[str, type[Section]] = {
     "ingest": IngestParams, "segment": SegmentParams, "render": RenderParams,
     "gallery": GalleryParams, "paper": PaperParams, "train": TrainParams, "evaluate": EvaluateParams,
+    "webapp": WebappParams,
 }

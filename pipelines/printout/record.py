@@ -45,7 +45,7 @@ class PaperConfig:
     strips_per_record: int = 0
     seed: int = 0
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    png_level: int = 2
+    png_level: int = 1
 
     @classmethod
     def from_params(cls, paper: Mapping[str, Any]) -> "PaperConfig":

@@ -114,6 +114,22 @@ def pulse_points(geometry: PageGeometry, lead: int) -> np.ndarray:
     return np.array([[a, base], [x0, base], [x0, top], [x1, top], [x1, base], [b, base]], dtype=np.float64)
 
 
+def pen_offsets(line_px: int) -> list[tuple[float, float]]:
+    """Offsets (px) at which a 1 px anti-aliased line is drawn to make a ``line_px`` wide pen.
+
+    OpenCV's anti-aliased lines thicker than 1 px cost ten times a 1 px line; four 1 px lines
+    shifted by +-(line_px - 1) / 2 in x and in y give the same width in every direction, centred on
+    the true trace, for a fraction of the time.
+
+    >>> pen_offsets(1), pen_offsets(2)
+    ([(0.0, 0.0)], [(-0.5, 0.0), (0.5, 0.0), (0.0, -0.5), (0.0, 0.5)])
+    """
+    if line_px <= 1:
+        return [(0.0, 0.0)]
+    h = (int(line_px) - 1) / 2.0
+    return [(-h, 0.0), (h, 0.0), (0.0, -h), (0.0, h)]
+
+
 def _fixed(points: np.ndarray) -> np.ndarray:
     """Float (x, y) pixels -> OpenCV's fixed-point int32 points (``shift`` = :data:`SUBPIXEL_BITS`)."""
     return np.round(points * (1 << SUBPIXEL_BITS)).astype(np.int32).reshape(-1, 1, 2)
@@ -136,7 +152,7 @@ def draw_strip(plotted: PlottedStrip, leads: Sequence[str], geometry: PageGeomet
     trace_colour : str
         Colour of traces, pulses and names.
     line_px : int
-        Line thickness (px).
+        Line thickness (px), see :func:`pen_offsets`.
     """
     if len(leads) != geometry.n_leads:
         raise ValueError(f"{len(leads)} lead names for {geometry.n_leads} leads")
@@ -146,9 +162,11 @@ def draw_strip(plotted: PlottedStrip, leads: Sequence[str], geometry: PageGeomet
     scale = LABEL_MM * ppmm / 22.0  # FONT_HERSHEY_SIMPLEX is ~22 px high at scale 1
     thick_text = max(1, int(round(scale * 1.5)))
     shift = SUBPIXEL_BITS
-    traces = [_fixed(np.stack([plotted.x[k], plotted.y[k]], axis=1)) for k in range(geometry.n_leads)]
-    pulses = [_fixed(pulse_points(geometry, k)) for k in range(geometry.n_leads)]
-    cv2.polylines(img, traces + pulses, False, ink, thickness=int(line_px), lineType=cv2.LINE_AA, shift=shift)
+    lines = [np.stack([plotted.x[k], plotted.y[k]], axis=1) for k in range(geometry.n_leads)]
+    lines += [pulse_points(geometry, k) for k in range(geometry.n_leads)]
+    for dx, dy in pen_offsets(line_px):
+        cv2.polylines(img, [_fixed(p + (dx, dy)) for p in lines], False, ink, thickness=1, lineType=cv2.LINE_AA,
+                      shift=shift)
     for k, name in enumerate(leads):
         x0, top, _, _ = geometry.pulse_box(k)
         org = (int(round(x0)), int(round(top - LABEL_GAP_MM * ppmm)))
