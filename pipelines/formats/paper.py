@@ -300,7 +300,7 @@ def _verify_file(path: Path, entry: Mapping[str, Any], manifest: Mapping[str, An
         raise DataError(str(path), f"not a readable Parquet file ({exc})") from None
     if meta.num_rows != entry.get("rows"):
         raise DataError(str(path), f"{meta.num_rows} rows, manifest.json says {entry.get('rows')!r}")
-    if schema_fields(schema) != manifest.get("schema") or schema_fields(schema) != schema_fields(SCHEMA):
+    if _fields(schema) != manifest.get("schema") or _fields(schema) != schema_fields(SCHEMA):
         raise DataError(str(path), "schema differs from manifest.json or from this code's paper schema")
     try:
         hf = json.loads((schema.metadata or {}).get(HF_METADATA_KEY.encode(), b"{}"))
@@ -308,6 +308,15 @@ def _verify_file(path: Path, entry: Mapping[str, Any], manifest: Mapping[str, An
         hf = {}
     if hf.get("info", {}).get("features") != paper_features():
         raise DataError(str(path), "missing or wrong 'huggingface' features metadata")
+
+
+def _fields(schema: pa.Schema) -> list[dict[str, str]]:
+    """:func:`schema_fields` with Parquet's list item name (``element``) read as Arrow's (``item``).
+
+    >>> _fields(pa.schema([pa.field("a", pa.list_(pa.field("element", pa.int64())))]))
+    [{'name': 'a', 'type': 'list<item: int64>'}]
+    """
+    return [{"name": f["name"], "type": f["type"].replace("<element: ", "<item: ")} for f in schema_fields(schema)]
 
 
 # ------------------------------------------------------------------------------------------ reading
