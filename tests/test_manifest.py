@@ -186,6 +186,15 @@ def test_a_truncated_png_names_the_shard_and_the_beat(dataset):
         open_images(dataset)
 
 
+def test_verify_decode_names_the_beat_of_a_truncated_png(dataset, built, capsys):
+    assert imageset.verify_images(built) == mf.read_manifest(built)["rows"]
+    name, beat = rewrite_with_truncated_png(dataset, index=3, row=5)
+    assert cli(dataset, capsys)[0] == 0  # sound, pinned files: only decoding can tell
+    rc = mf.main(["verify", "--decode", str(dataset)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"verify: error: {dataset / name} beat {beat} crop " in err and "not a decodable PNG" in err
+
+
 def test_training_data_names_the_shard_and_beat_of_a_truncated_png(dataset):
     require("tensorflow")
     from training.data import Selection, _Reader

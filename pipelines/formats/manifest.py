@@ -314,7 +314,7 @@ def _verify_totals(directory: Path, manifest: Mapping[str, Any], entries: list[d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipelines.shards verify DIR [DIR ...]``: check every shard against manifest.json."""
+    """``python -m pipelines.shards verify [--decode] DIR [DIR ...]``: check every shard against manifest.json."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m pipelines.shards", description=main.__doc__)
@@ -322,11 +322,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("verify", help="check shards against their manifest (names, count, SHA-256, rows, "
                                           "schema, totals)")
     check.add_argument("directories", nargs="+", help="image dataset directories, e.g. datasets/images/annotations")
+    check.add_argument("--decode", action="store_true", help="also decode every PNG (names a bad image's beat)")
     args = parser.parse_args(argv)
     from ..core.stage import BAD_INPUT, run_stage
 
     def verify_one(directory: str) -> None:
         manifest = verify_shards(directory)
+        if args.decode:
+            from .imageset import verify_images
+            verify_images(directory)
         print(f"verify: ok {directory}: {len(manifest['shards'])} shard(s), {manifest['rows']:,} rows match "
               f"manifest.json")
 
