@@ -5,8 +5,9 @@ grayscale image (``render.engine``: :func:`pipelines.imaging.raster.render_beats
 matplotlib drawing :func:`pipelines.imaging.recipe.render_beats`). Beats whose symbol is not in
 ``render.crops.skip_symbols`` (and is not null) also get the nine crops of
 :func:`pipelines.imaging.crops.nine_crops` as rows ``crop`` 1..9 when ``render.crops.materialise`` is true.
-Every image is PNG-encoded (:func:`pipelines.formats.shards.encode_png`) and written to Parquet shards
-(:class:`pipelines.formats.shards.ShardWriter`) whose format is public: see ``docs/dataset.md``.
+Every image is PNG-encoded (:func:`pipelines.formats.png.encode_png`) and written to Parquet shards
+under ``data/<config>/<split>-*.parquet`` (:class:`pipelines.formats.layout.DatasetWriter`: configs
+``originals``/``crops``, splits ``train``/``test``/``paced``) whose format is public: see ``docs/dataset.md``.
 
 Beside the shards: ``manifest.json`` (params, input provenance, counts, exclusions, shard SHA-256s,
 schema), ``README.md`` (dataset card) and ``croissant.json`` (:mod:`pipelines.formats.card`).
