@@ -305,3 +305,33 @@ def test_unknown_decoder(images):
     sel, _ = originals(images)
     with pytest.raises(ConfigError, match="decoder"):
         make_dataset(images, sel, input_size=24, batch_size=4, shuffle=False, seed=0, decoder="pil")
+
+
+def test_rhythm_inputs_follow_the_rows_and_the_stream(tmp_path):
+    from pipelines import RHYTHM_FEATURES, rhythm_features
+
+    from training.data import rhythm_inputs, rr_columns
+
+    recs = {"100": {"N": 10, "A": 4}, "101": {"N": 8, "V": 3}}
+    images = open_images(write_shards(tmp_path / "rr", recs, size=16, n_shards=2, row_group_rows=8, rr=True))
+    rr = rr_columns(images)
+    symbols = images.rows["symbol"].to_numpy(dtype=object)
+    assert (rr["rr_pre_ms"][symbols == "A"] == 560).all() and np.isnan(rr["rr_pre_ms"]).sum() == 2
+    f = rhythm_inputs(images)
+    assert f.shape == (len(images.rows), len(RHYTHM_FEATURES)) and f.dtype == np.float32 and np.isfinite(f).all()
+    expected = np.nan_to_num(rhythm_features(rr["rr_pre_ms"], rr["rr_post_ms"], rr["rr_local_ms"],
+                                             rr["rr_record_ms"]).astype(np.float32))
+    np.testing.assert_array_equal(f, expected)
+    rows = np.arange(len(images.rows))[::2]
+    np.testing.assert_array_equal(rhythm_inputs(images, rows), f[rows])
+    sel = Selection.of(rows, np.zeros(rows.size, np.int8), np.zeros(rows.size, np.int32))
+    ds = make_dataset(images, sel, input_size=16, batch_size=4, shuffle=False, seed=0, features=f[sel.rows])
+    got = np.concatenate([x["rhythm"].numpy() for x, _ in ds])
+    np.testing.assert_array_equal(got, f[sel.rows])
+    assert next(iter(ds))[0]["image"].shape == (4, 16, 16, 1)
+    with pytest.raises(ConfigError, match="cv2 decoder"):
+        make_dataset(images, sel, input_size=16, batch_size=4, shuffle=False, seed=0, features=f[sel.rows],
+                     decoder="tf")
+    plain = open_images(write_shards(tmp_path / "plain", recs, size=16, n_shards=1))
+    with pytest.raises(DataError, match=r"\.parquet: no RR column"):
+        rhythm_inputs(plain)

@@ -90,8 +90,8 @@ def test_cli_writes_every_output(workdir):
         prior = json.loads((fold / "prior.json").read_text())
         assert prior["classes"] == ["N", "S", "V", "F"] and len(prior["bias"]) == 4
         assert (p["fold"] == i).all()
-        np.testing.assert_allclose(p.filter(like="p_").sum(1), 1.0, rtol=1e-5)
-        assert (p["y_pred"] == p.filter(like="p_").idxmax(1).str[2:]).all()
+        np.testing.assert_allclose(p.filter(like="p_").sum(axis=1), 1.0, rtol=1e-5)
+        assert (p["y_pred"] == p.filter(like="p_").idxmax(axis=1).str[2:]).all()
         h = pd.read_csv(fold / "history.csv")
         assert list(h.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "seconds",
                                    "images_per_s"]
@@ -176,9 +176,10 @@ def test_errors_before_training(workdir, tmp_path, capsys):
     assert "folds 'record' with k=5: only 4 records" in err
     broken = tmp_path / "images"
     shutil.copytree(d / "images", broken)
-    next(broken.glob("part-00001-*.parquet")).unlink()
+    gone = sorted(broken.glob("data/*/*.parquet"))[-1]
+    gone.unlink()
     err = _fails(capsys, "--run", "tiny", "--params", params, "--images", str(broken), "--out", str(out))
-    assert "part-00001-of-00002.parquet: shard listed in manifest.json is missing" in err
+    assert "shards on disk differ from manifest.json: missing" in err and gone.relative_to(broken).as_posix() in err
     write_params(tmp_path / "bad.yaml", train_params(class_weight="inverse"))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "bad.yaml"), "--images", images, "--out", str(out))
     assert "train.class_weight: expected 'balanced' or 'none', got 'inverse'" in err
