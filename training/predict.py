@@ -119,6 +119,34 @@ def predict(run_dir: str | os.PathLike, images_dir: str | os.PathLike) -> Any:
                              0 if len(folds) == 1 else -1, y_true, probs, tuple(run["classes"]))
 
 
+def predict_arrays(folds: list[tuple[Any, np.ndarray]], images: np.ndarray, input_size: int,
+                   features: np.ndarray | None = None) -> np.ndarray:
+    """Prior-corrected, fold-averaged class probabilities of in-memory beat images (float32 ``(n, classes)``).
+
+    ``images``: uint8 ``(n, size, size)`` as the render stage stores them (255 background); resized to
+    ``input_size`` as :func:`training.data.make_dataset` does (OpenCV, area when shrinking, bilinear when
+    growing) and scaled to [0, 1]. ``features``: ``(n, F)`` rhythm features of a rhythm run, else None.
+    ``folds``: :func:`load_folds`. Used by the web app (``webapp``) to score uploads without shards.
+    """
+    import cv2
+
+    images = np.asarray(images, np.uint8)
+    n, size = images.shape[0], images.shape[1]
+    interp = cv2.INTER_AREA if input_size < size else cv2.INTER_LINEAR
+    x = images if size == input_size else np.stack(
+        [cv2.resize(img, (input_size, input_size), interpolation=interp) for img in images]) if n else \
+        np.zeros((0, input_size, input_size), np.uint8)
+    x = (x.astype(np.float32) * (1.0 / 255.0))[..., None]
+    probs = np.zeros((n, len(folds[0][1])), np.float64)
+    for model, bias in folds:
+        for lo in range(0, n, BATCH):
+            batch = x[lo:lo + BATCH]
+            inputs = batch if features is None else {"image": batch, "rhythm": np.asarray(features[lo:lo + BATCH],
+                                                                                          np.float32)}
+            probs[lo:lo + BATCH] += adjust(np.asarray(model(inputs, training=False), np.float32), bias)
+    return (probs / len(folds)).astype(np.float32)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.predict", description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="trained run directory, models/<run>")
