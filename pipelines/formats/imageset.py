@@ -22,8 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core.errors import DataError
-from .manifest import read_manifest, shard_entries, verify_shards
-from .png import decode_images
+from .manifest import read_manifest, shard_entries, verify_images, verify_shards  # noqa: F401 (re-exported)
 from .shards import META_COLUMNS
 
 
@@ -147,29 +146,3 @@ def iter_batches(directory: str | os.PathLike, columns: Sequence[str] | None = N
             yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
         except OSError as exc:
             raise DataError(str(path), f"cannot read the shard ({exc})") from None
-
-
-def verify_images(directory: str | os.PathLike, batch_size: int = 1024) -> int:
-    """Decode every PNG of ``directory`` (after :func:`verify_shards`); return the number of images.
-
-    Catches what hashes cannot: a PNG that was truncated or corrupt when the shard was written.
-
-    Raises
-    ------
-    DataError
-        Naming the shard, the beat and the crop of the first image that does not decode, or whose shape
-        differs from the manifest's ``image.shape``.
-    """
-    directory = Path(directory)
-    manifest = verify_shards(directory)
-    shape = tuple((manifest.get("image") or {}).get("shape") or ())
-    n = 0
-    for path in shard_paths(directory):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["beat_id", "crop", "image"]):
-            where = [f"{path} beat {b} crop {c}" for b, c in zip(batch.column("beat_id").to_pylist(),
-                                                                batch.column("crop").to_pylist())]
-            images = decode_images(batch.column("image"), where=where)
-            if shape and batch.num_rows and images.shape[1:] != shape:
-                raise DataError(where[0], f"images are {images.shape[1:]}, manifest.json says {shape}")
-            n += batch.num_rows
-    return n

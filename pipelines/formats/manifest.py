@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..core.errors import ChecksumError, DataError
 from ..core.files import sha256_file
 from .layout import CONFIGS, DATA_DIR, SPLITS, shard_path
+from .png import decode_images
 from .shards import (FORMAT_VERSION, HF_METADATA_KEY, LABEL_COLUMNS, UNLABELLED, ShardInfo, hf_features,
                      parse_shard_name, schema_fields)
 
@@ -313,6 +314,33 @@ def _verify_totals(directory: Path, manifest: Mapping[str, Any], entries: list[d
         raise DataError(where, "layout (shards, rows, beats per config and split) does not match the shard entries")
 
 
+def verify_images(directory: str | os.PathLike, batch_size: int = 1024) -> int:
+    """Decode every PNG of ``directory`` (after :func:`verify_shards`); return the number of images.
+
+    Catches what hashes cannot: a PNG that was truncated or corrupt when the shard was written.
+
+    Raises
+    ------
+    DataError
+        Naming the shard, the beat and the crop of the first image that does not decode, or whose shape
+        differs from the manifest's ``image.shape``.
+    """
+    directory = Path(directory)
+    manifest = verify_shards(directory)
+    shape = tuple((manifest.get("image") or {}).get("shape") or ())
+    n = 0
+    for entry in manifest["shards"]:
+        path = directory / entry["file"]
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["beat_id", "crop", "image"]):
+            where = [f"{path} beat {b} crop {c}" for b, c in zip(batch.column("beat_id").to_pylist(),
+                                                                batch.column("crop").to_pylist())]
+            images = decode_images(batch.column("image"), where=where)
+            if shape and batch.num_rows and images.shape[1:] != shape:
+                raise DataError(where[0], f"images are {images.shape[1:]}, manifest.json says {shape}")
+            n += batch.num_rows
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pipelines.shards verify [--decode] DIR [DIR ...]``: check every shard against manifest.json."""
     import argparse
@@ -329,7 +357,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def verify_one(directory: str) -> None:
         manifest = verify_shards(directory)
         if args.decode:
-            from .imageset import verify_images
             verify_images(directory)
         print(f"verify: ok {directory}: {len(manifest['shards'])} shard(s), {manifest['rows']:,} rows match "
               f"manifest.json")
