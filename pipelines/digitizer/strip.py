@@ -1,0 +1,185 @@
+"""Digitise one strip: PNG bytes -> one signal (mV) per lead, or a failure with its reason.
+
+Steps (each in its module): decode and check the image; ink and grid masks
+(:mod:`~pipelines.digitizer.grid`); deskew from the grid's horizontal lines; the grid pitch on both
+axes (px per mm); the traces' ink, the lead rows (:mod:`~pipelines.digitizer.trace`); per lead, the
+trace's first and last column, its 0 mV row (the foot of the lead's calibration pulse, or the
+trace's median), column-by-column following, column values and resampling at ``fs``
+(:mod:`~pipelines.digitizer.calibrate`).
+
+Only the image is read; ``n_leads`` and ``fs`` (known to whoever holds the printout: how many
+leads it shows, the rate to resample to) say what to produce. Failures (:data:`FAILURES`) are
+returned, never raised, so a stage counts them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .calibrate import column_points, fill_gaps, resample, thickness, trace_ends
+from .grid import deskew, grid_pitch, masks, skew_degrees
+from .trace import follow, lead_rows, trace_mask
+
+#: Why a strip can fail (the ``status`` column; ``ok`` otherwise).
+FAILURES: tuple[str, ...] = ("not_png", "bad_mode", "bad_size", "blank", "no_grid", "lead_missing",
+                             "trace_lost")
+
+
+@dataclass(frozen=True)
+class DigitizeConfig:
+    """What the digitiser assumes about printouts (``params.yaml`` ``digitize:``; docs/digitize.md).
+
+    Attributes
+    ----------
+    mm_per_s, mm_per_mv : float
+        Paper speed and gain the strips were printed at (the ECG convention: 25 mm/s, 10 mm/mV).
+    baseline : str
+        0 mV row: ``pulse`` (the calibration pulse's foot; the trace median if no pulse is found) or
+        ``median`` (the trace's median row).
+    max_skew_degrees : float
+        Largest rotation searched for.
+    max_gap_ms : float
+        Longest stretch without ink that is interpolated; longer stays NaN (not recovered).
+    min_recovered : float
+        A lead with a smaller fraction of recovered samples fails (``trace_lost``).
+    min_side_px, max_side_px : int
+        Accepted image sizes (``bad_size`` outside).
+    seconds : float or None
+        The strip's length as printed (like the sample count of a Challenge header): the trace's
+        first and last column then span ``round(seconds * fs) - 1`` sample intervals, centred on the
+        trace. None: the length is measured from the trace (less exact: +-1 sample).
+    """
+
+    mm_per_s: float = 25.0
+    mm_per_mv: float = 10.0
+    baseline: str = "pulse"
+    max_skew_degrees: float = 5.0
+    max_gap_ms: float = 40.0
+    min_recovered: float = 0.9
+    min_side_px: int = 64
+    max_side_px: int = 20000
+    seconds: float | None = 10.0
+
+
+@dataclass
+class Digitized:
+    """One strip's result: ``status`` (``ok`` or a :data:`FAILURES` reason), ``detail`` (words),
+    ``signals`` (one float32 array per lead, top to bottom; empty unless ok) and ``info``
+    (measured geometry: skew, pitch, lead rows, thickness)."""
+
+    status: str
+    detail: str = ""
+    signals: list[np.ndarray] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def decode_png(data: bytes) -> tuple[np.ndarray | None, str, str]:
+    """``(image, status, detail)`` of PNG bytes: the 8-bit 3-channel image (in OpenCV's BGR order:
+    the digitiser treats the channels alike) or None and a failure."""
+    if not isinstance(data, (bytes, bytearray)) or not bytes(data[:8]) == b"\x89PNG\r\n\x1a\n":
+        return None, "not_png", "no PNG signature"
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        return None, "not_png", "undecodable PNG"
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        mode = f"{img.dtype}, {img.shape[2] if img.ndim == 3 else 1} channel(s)"
+        return None, "bad_mode", f"expected 8-bit RGB, got {mode}"
+    return img, "ok", ""
+
+
+def _pulse_base(ink: np.ndarray, weight: np.ndarray, x_end: int, row: int, half: int, px_per_mv: float,
+                thick: float) -> float | None:
+    """Row of a calibration pulse's foot left of ``x_end`` near ``row`` (None if none is 1 mV tall):
+    the darkness-weighted centre of the pulse's first columns (its foot, at 0 mV)."""
+    lo, hi = max(0, row - half), min(ink.shape[0], row + half)
+    region = ink[lo:hi, :max(0, x_end - 2)]
+    if region.size == 0 or not region.any():
+        return None
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region.view(np.uint8), connectivity=8)
+    best = None
+    for i in range(1, n):  # a handful of components (pulse, letters)
+        h = stats[i, cv2.CC_STAT_HEIGHT] - thick
+        if 0.8 * px_per_mv <= h <= 1.2 * px_per_mv and (best is None or stats[i, cv2.CC_STAT_AREA] >
+                                                         stats[best, cv2.CC_STAT_AREA]):
+            best = i
+    if best is None:
+        return None
+    left = stats[best, cv2.CC_STAT_LEFT]
+    cols = slice(left, left + max(1, int(round(thick))))
+    mine = (labels[:, cols] == best)
+    mine = mine | np.roll(mine, 1, axis=0) | np.roll(mine, -1, axis=0)  # and the anti-aliased fringe
+    w = weight[lo:hi, cols] * mine
+    return float(lo + (w * np.arange(w.shape[0])[:, None]).sum() / max(float(w.sum()), 1e-9))
+
+
+def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig = DigitizeConfig()) -> Digitized:
+    """Digitise one strip's PNG into ``n_leads`` signals at ``fs`` Hz (see the module doc)."""
+    rgb, status, detail = decode_png(data)
+    if rgb is None:
+        return Digitized(status, detail)
+    h, w = rgb.shape[:2]
+    if not (config.min_side_px <= min(h, w) and max(h, w) <= config.max_side_px):
+        return Digitized("bad_size", f"{w} x {h} px outside [{config.min_side_px}, {config.max_side_px}]")
+    if int(rgb.max()) - int(rgb.min()) < 16:
+        return Digitized("blank", "no contrast in the image")
+    ink, grid, weight = masks(rgb)
+    angle = skew_degrees(grid, config.max_skew_degrees)
+    if abs(angle) >= 0.02:
+        rgb = deskew(rgb, angle)
+        ink, grid, weight = masks(rgb)
+    px = grid_pitch(grid, axis=1)
+    py = grid_pitch(grid, axis=0, near=px.pitch)
+    if not (np.isfinite(px.pitch) and np.isfinite(py.pitch)) or abs(px.pitch / py.pitch - 1) > 0.05:
+        return Digitized("no_grid", f"no periodic grid (pitch x {px.pitch:.3f}, y {py.pitch:.3f} px/mm)")
+    ppmm = px.pitch
+    info = {"skew_degrees": angle, "px_per_mm_x": px.pitch, "px_per_mm_y": py.pitch}
+    if not ink.any():
+        return Digitized("blank", "no ink", info=info)
+    px_per_s = config.mm_per_s * px.pitch
+    px_per_mv = config.mm_per_mv * py.pitch
+    traces = trace_mask(ink, int(round(20 * ppmm)))
+    rows = lead_rows(traces, min_gap=1.0 * px_per_mv)
+    info["lead_rows"] = rows.tolist()
+    if len(rows) < n_leads:
+        return Digitized("lead_missing", f"{len(rows)} trace row(s) found, {n_leads} lead(s) expected", info=info)
+    if len(rows) > n_leads:  # keep the rows with the most trace ink
+        ink_rows = traces.sum(axis=1)
+        rows = np.sort(rows[np.argsort(-ink_rows[rows], kind="stable")[:n_leads]])
+    bounds = np.concatenate([[0], (rows[:-1] + rows[1:]) // 2, [h]])
+    signals, recovered = [], []
+    for k, row in enumerate(rows):
+        band = traces[bounds[k]:bounds[k + 1]]
+        cols = np.nonzero(band.any(axis=0))[0]
+        if len(cols) < 2:
+            return Digitized("lead_missing", f"lead {k}: no trace", info=info)
+        x0, x1 = int(cols[0]), int(cols[-1])
+        start_rows = np.nonzero(band[:, x0])[0] + bounds[k]
+        top, bot, cen = follow(ink, weight, x0, x1, float(start_rows.mean()), reach=0.6 * px_per_mv)
+        thick = thickness(top, bot)
+        gap = int(config.max_gap_ms / 1000 * px_per_s)
+        covered = np.zeros(w, dtype=bool)
+        covered[x0:x1 + 1] = np.isfinite(fill_gaps(np.where(np.isfinite(top), 0.0, np.nan), gap))
+        xs, ys = column_points(top, bot, cen, thick)
+        xs = xs + x0
+        if config.seconds is None:
+            n = int(round((x1 - x0 + 1 - thick) / px_per_s * fs)) + 1
+        else:
+            n = int(round(config.seconds * fs))
+        first, last = trace_ends(weight, x0, x1, float(0.5 * (top[0] + bot[0])), float(0.5 * (top[-1] + bot[-1])))
+        x_first = 0.5 * (first + last) - 0.5 * (n - 1) / fs * px_per_s
+        base = _pulse_base(ink, weight, x0, int(row), int(0.5 * (bounds[k + 1] - bounds[k])), px_per_mv, thick) \
+            if config.baseline == "pulse" else None
+        baseline = base if base is not None else float(np.median(ys))
+        sig = resample(xs, ys, covered, x_first=x_first, px_per_s=px_per_s, baseline=baseline,
+                       px_per_mv=px_per_mv, fs=fs, n=n)
+        frac = float(np.isfinite(sig).mean())
+        recovered.append(frac)
+        if frac < config.min_recovered:
+            return Digitized("trace_lost", f"lead {k}: {frac:.0%} of samples recovered", info=info)
+        signals.append(sig)
+        info.setdefault("thickness", []).append(thick)
+        info.setdefault("baseline_from", []).append("pulse" if base is not None else "median")
+    info["recovered"] = recovered
+    return Digitized("ok", "", signals, info)
