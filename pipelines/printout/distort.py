@@ -93,23 +93,25 @@ def grid_colour_of(plan: list[dict[str, Any]], default: str) -> str:
 
 
 def _shade(shape: tuple[int, int], plan: list[dict[str, Any]]) -> np.ndarray | None:
-    """The multiplicative brightness map of ``crease`` and ``lighting`` (float32), or None."""
+    """The multiplicative brightness map of ``crease`` and ``lighting`` (float32, (h, w)), or None."""
     h, w = shape
     factor: np.ndarray | None = None
-    ys, xs = np.ogrid[0:h, 0:w]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
     for p in plan:
         if p["name"] == "crease":
             a = np.deg2rad(p["degrees"])  # line through (x, h/2) tilted a from vertical
-            d = (xs - p["x"]) * np.cos(a) + (ys - (h - 1) / 2.0) * np.sin(a)
-            f = 1.0 - p["darkness"] * np.exp(-0.5 * (d / p["sigma_px"]) ** 2)
+            d = (xs - np.float32(p["x"])) * np.float32(np.cos(a)) + (ys - np.float32((h - 1) / 2.0)) * np.float32(np.sin(a))
+            f = np.float32(1.0) - np.float32(p["darkness"]) * np.exp(np.float32(-0.5) * (d / np.float32(p["sigma_px"])) ** 2)
         elif p["name"] == "lighting":
             a = np.deg2rad(p["direction_degrees"])
-            r = (xs / max(w - 1, 1) - 0.5) * np.cos(a) + (ys / max(h - 1, 1) - 0.5) * np.sin(a)
-            r = (r - r.min()) / max(float(r.max() - r.min()), 1e-9) if np.ndim(r) else r
-            f = 1.0 - p["strength"] * r
+            r = (xs / np.float32(max(w - 1, 1)) - np.float32(0.5)) * np.float32(np.cos(a)) \
+                + (ys / np.float32(max(h - 1, 1)) - np.float32(0.5)) * np.float32(np.sin(a))
+            r = (r - r.min()) / np.float32(max(float(r.max() - r.min()), 1e-9))
+            f = np.float32(1.0) - np.float32(p["strength"]) * r
         else:
             continue
-        f = np.broadcast_to(f, (h, w)).astype(np.float32)
+        f = f.astype(np.float32, copy=False)
         factor = f if factor is None else factor * f
     return factor
 
@@ -144,14 +146,15 @@ def apply_distortions(image: np.ndarray, x: np.ndarray, y: np.ndarray,
                                  borderValue=PAPER_RGB)
             x, y = m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
     shade = _shade((h, w), plan)
-    if shade is not None:
-        img = np.clip(np.rint(img.astype(np.float32) * shade[:, :, None]), 0, 255).astype(np.uint8)
+    if shade is not None:  # OpenCV rounds and saturates to uint8
+        img = cv2.multiply(img, cv2.merge([shade, shade, shade]), dtype=cv2.CV_8U)
     for p in plan:
         if p["name"] == "blur":
             img = cv2.GaussianBlur(img, (0, 0), sigmaX=float(p["sigma_px"]), sigmaY=float(p["sigma_px"]))
-        elif p["name"] == "noise":
-            noise = np.random.default_rng(p["noise_seed"]).standard_normal(img.shape, dtype=np.float32)
-            img = np.clip(np.rint(img.astype(np.float32) + noise * np.float32(p["sigma"])), 0, 255).astype(np.uint8)
+        elif p["name"] == "noise":  # grey-level noise: the same on R, G and B
+            noise = np.random.default_rng(p["noise_seed"]).standard_normal((h, w), dtype=np.float32)
+            noise *= np.float32(p["sigma"])
+            img = cv2.add(img, cv2.merge([noise, noise, noise]), dtype=cv2.CV_8U)
         elif p["name"] == "jpeg":
             ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]),
                                    [cv2.IMWRITE_JPEG_QUALITY, int(p["quality"])])

@@ -152,12 +152,15 @@ def render_strips(record: str, fs: float, signals: np.ndarray, leads: Sequence[s
             "rhythm": rhythm, "rhythm_sample": r_sample, "rhythm_label": r_label,
             "width": geometry.width, "height": geometry.height,
         }
+        pages: dict[str, np.ndarray] = {}  # one drawing per grid colour: distortions copy, never modify
         for variant in cfg.variant_names:
             spec = cfg.variants.get(variant, {})
             plan = plan_distortions(spec, strip_rng(cfg.seed, variant, strip_id), (geometry.height, geometry.width),
                                     geometry.px_per_mm) if spec else []
-            img = draw_strip(plotted, leads, geometry, grid_colour=grid_colour_of(plan, cfg.grid_colour),
-                             line_px=cfg.line_px)
+            colour = grid_colour_of(plan, cfg.grid_colour)
+            if colour not in pages:
+                pages[colour] = draw_strip(plotted, leads, geometry, grid_colour=colour, line_px=cfg.line_px)
+            img = pages[colour]
             img, x, y = apply_distortions(img, plotted.x, plotted.y, plan) if plan else (img, plotted.x, plotted.y)
             row = cols[variant]
             for key, value in shared.items():
