@@ -1,13 +1,14 @@
 """ECG beat-image dataset builder: the data stages and their public library.
 
 Stages (``python -m pipelines.<stage>``, see ``dvc.yaml``): ``ingest`` -> ``segment`` -> ``render``
--> ``gallery``. Library subpackages, one concern each:
+-> ``gallery``, and ``paper`` (ECG printouts of the records). Library subpackages, one concern each:
 
 ========================= ===================================================================
 ``pipelines.core``        errors, atomic file writes, progress lines, CPU count, params, stage runner
 ``pipelines.records``     WFDB records: reading, verification, checksums, sources (local or PhysioNet)
 ``pipelines.signal``      R-peak detection (Christov), beat matching, windows, labels, rhythm features
 ``pipelines.imaging``     beat images: raster engine and kernel, the matplotlib recipe, nine crops
+``pipelines.printout``    paper ECG strips: page geometry, grid, traces, seeded distortions
 ``pipelines.formats``     on-disk formats: beats table, image shards (+ manifest, dataset card)
 ========================= ===================================================================
 
@@ -80,6 +81,11 @@ PUBLIC_API: dict[str, str] = {
     "render_beats": "pipelines.imaging.raster",
     "nine_crops": "pipelines.imaging.crops",
     "crop_windows": "pipelines.imaging.crops",
+    # paper printouts (docs/paper.md)
+    "read_paper": "pipelines.formats.paper",
+    "iter_paper": "pipelines.formats.paper",
+    "verify_paper": "pipelines.formats.paper",
+    "decode_strip": "pipelines.formats.paper",
     # formats
     "read_manifest": "pipelines.formats.manifest",
     "verify_shards": "pipelines.formats.manifest",
