@@ -89,7 +89,8 @@ def _feature(t: pa.DataType) -> dict[str, Any]:
         return {"_type": "Image"}
     if pa.types.is_list(t):
         return {"feature": _feature(t.value_type), "_type": "List"}
-    return {"dtype": "string" if t == pa.string() else str(t), "_type": "Value"}
+    names = {pa.string(): "string", pa.float32(): "float32", pa.float64(): "float64"}
+    return {"dtype": names.get(t, str(t)), "_type": "Value"}
 
 
 def paper_features() -> dict[str, Any]:
