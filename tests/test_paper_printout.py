@@ -153,3 +153,19 @@ def test_render_strips_rows_hold_the_ground_truth_of_each_variant():
     assert np.array_equal(np.asarray(r["signal"][1], np.float32), sig[1, n:])
     assert r["distortions"] == "[]" and json.loads(blurry[1]["distortions"])[0]["name"] == "blur"
     assert blurry[1]["plotted_x"] == r["plotted_x"] and blurry[1]["image"] != r["image"]
+
+
+def test_paper_params_are_strict_and_the_defaults_load():
+    from pipelines.core.errors import ConfigError
+    from pipelines.core.params import load_params, validate_params
+
+    cfg = PaperConfig.from_params(load_params("params.yaml", "paper"))
+    assert cfg.variant_names[0] == "clean" and "scan" in cfg.variants and cfg.dpi == 200.0
+    assert set(cfg.variants["scan"]) == set(DISTORTIONS)
+    for bad, key in (({"grid_colour": "red"}, "paper.grid_colour"),
+                     ({"variants": {"x": {"warp": {"k": 1}}}}, "paper.variants.x.warp"),
+                     ({"variants": {"x": {}}}, "paper.variants.x"),
+                     ({"variants": {"Bad-Name": {"blur": {"sigma_px": 1.0}}}}, "paper.variants.Bad-Name"),
+                     ({"variants": {"x": {"jpeg": {"quality": 0}}}}, "paper.variants.x.jpeg.quality")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            validate_params({"paper": bad})
