@@ -1,5 +1,5 @@
 # The two commands of the README:  `make repro` (the whole pipeline)  and  `make test` (the tests).
-# Both create .venv and install the pinned requirements on first use; nothing but Python 3.11+ is needed.
+# Both create .venv and install the pinned requirements on first use; they need Python 3.11+, make, bash and git.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -23,13 +23,14 @@ export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install repro quick test bench clean help
+.PHONY: install repro quick test bench dvc clean help
 
 help:
 	@echo "make repro   - set up .venv and run the whole pipeline (dvc repro, default params.yaml)"
 	@echo "make test    - set up .venv and run the test suite"
 	@echo "make quick   - the whole DAG on the quick profile (profiles/quick.yaml) in $(QUICK_DIR)"
 	@echo "make bench   - the speed benchmarks of benchmarks/"
+	@echo "make dvc ARGS=\"...\" - any dvc command with .venv on PATH (the stages run its python)"
 
 install: $(STAMP)
 
@@ -54,6 +55,10 @@ quick: $(STAMP)
 	cd $(QUICK_DIR) && $(BIN)/python -m pipelines.params params.yaml profiles/quick.yaml --out params.yaml \
 	  && git init -q && git add -A && git -c user.name=quick -c user.email=quick@localhost commit -qm quick \
 	  && $(BIN)/dvc repro
+
+# Any dvc command with .venv first on PATH, e.g. make dvc ARGS="exp run -S render.engine=matplotlib".
+dvc: $(STAMP)
+	$(BIN)/dvc $(ARGS)
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
