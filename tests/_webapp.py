@@ -50,3 +50,30 @@ def beat_png(seed: int = 0, size: int = 32) -> bytes:
     beat = np.exp(-0.5 * (t / 0.05) ** 2) + 0.2 * np.exp(-0.5 * ((t - 0.5) / 0.1) ** 2) + 0.01 * seed * t
     data, _ = encode_png(render_beats(beat.astype(np.float32), np.array([0, 200]), size=size))
     return data.tobytes()
+
+
+class LiveServer:
+    """The app on a real uvicorn server in a thread, on 127.0.0.1 and a free port (``with LiveServer(app) as url``)."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+
+    def __enter__(self) -> str:
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

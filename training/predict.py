@@ -129,6 +129,7 @@ def predict_arrays(folds: list[tuple[Any, np.ndarray]], images: np.ndarray, inpu
     ``folds``: :func:`load_folds`. Used by the web app (``webapp``) to score uploads without shards.
     """
     import cv2
+    import keras
 
     images = np.asarray(images, np.uint8)
     n, size = images.shape[0], images.shape[1]
@@ -143,7 +144,8 @@ def predict_arrays(folds: list[tuple[Any, np.ndarray]], images: np.ndarray, inpu
             batch = x[lo:lo + BATCH]
             inputs = batch if features is None else {"image": batch, "rhythm": np.asarray(features[lo:lo + BATCH],
                                                                                           np.float32)}
-            probs[lo:lo + BATCH] += adjust(np.asarray(model(inputs, training=False), np.float32), bias)
+            out = keras.ops.convert_to_numpy(model(inputs, training=False))
+            probs[lo:lo + BATCH] += adjust(out.astype(np.float32), bias)
     return (probs / len(folds)).astype(np.float32)
 
 

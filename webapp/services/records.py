@@ -76,13 +76,13 @@ def rewrite_header(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_placeholder_annotations(directory: Path, n_samples_hint: int = 1) -> None:
-    """``upload.atr`` with one comment annotation: the reader verifies records with an annotation file;
-    an upload without one gets this placeholder (no beat, so no reference and no agreement table)."""
+def write_placeholder_annotations(directory: Path) -> None:
+    """``upload.atr`` with one non-beat annotation (``~``, signal-quality change, at sample 0): the reader
+    verifies records with an annotation file; an upload without one gets this placeholder (no beat, so no
+    reference and no agreement table). WFDB drops a lone comment annotation, hence ``~``."""
     import wfdb
 
-    wfdb.wrann(NAME, "atr", np.array([0]), symbol=['"'], aux_note=["no reference annotations uploaded"],
-               write_dir=str(directory))
+    wfdb.wrann(NAME, "atr", np.array([0]), symbol=["~"], write_dir=str(directory))
 
 
 def read_wfdb_upload(directory: Path, hea: bytes, dat: bytes, atr: bytes | None, cfg: PipelineConfig):

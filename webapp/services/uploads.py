@@ -24,10 +24,6 @@ class UploadError(Exception):
         self.status, self.message = status, message
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware: ``limits`` maps a path prefix to its largest request body, in bytes."""
 
@@ -47,29 +43,30 @@ class BodyLimit:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return await _reject(send, limit)
-        seen = 0
-        started = False
+        seen, rejected = 0, False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge()
+                if seen > limit:                 # answer now; the app sees a disconnected client
+                    rejected = True
+                    await _reject(send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded(message):
+            if not rejected:
+                await send(message)
 
         try:
-            await self.app(scope, counted, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reject(send, limit)
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not rejected:
+                raise
 
 
 async def _reject(send, limit: int) -> None:
