@@ -86,6 +86,10 @@ PUBLIC_API: dict[str, str] = {
     "iter_paper": "pipelines.formats.paper",
     "verify_paper": "pipelines.formats.paper",
     "decode_strip": "pipelines.formats.paper",
+    # digitised paper strips (docs/digitize.md)
+    "read_digitized": "pipelines.digitize",
+    "record_signals": "pipelines.digitize",
+    "digitize_strip": "pipelines.digitizer.strip",
     # formats
     "read_manifest": "pipelines.formats.manifest",
     "verify_shards": "pipelines.formats.manifest",

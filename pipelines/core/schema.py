@@ -167,11 +167,34 @@ class CropsSection(Section):
     skip_symbols: list[NonEmptyStr] = ["N"]
 
 
+def _low_high(pair: list[float]) -> list[float]:
+    if not pair[0] < pair[1]:
+        raise ValueError(f"expected [low, high] with low < high, got {pair}")
+    return pair
+
+
+LowHigh = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2),
+                    AfterValidator(_low_high)]
+
+
+class ScaleSection(Section):
+    """``render.scale``: how time and amplitude map to pixels (:class:`pipelines.imaging.scale.ImageScale`)."""
+
+    time: Literal["stretch", "fixed"] = "stretch"
+    ms_per_px: PositiveFloat = 12.0
+    r_column: Annotated[float, Field(ge=0, le=1)] = 0.5
+    amplitude: Literal["beat", "fixed", "record"] = "beat"
+    mv_range: LowHigh = [-1.5, 2.5]
+    rel_range: LowHigh = [-1.0, 1.5]
+    center: bool = True
+
+
 class RenderParams(Section):
     engine: Engine = "raster"
     size: Annotated[int, Field(ge=8, le=4096)] = 128
     margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
     line_width: PositiveFloat = 1.5
+    scale: ScaleSection = ScaleSection()
     crops: CropsSection = CropsSection()
     shard_mb: PositiveFloat = 100.0
     row_group_rows: Annotated[int, Field(ge=1)] = 4096
@@ -182,6 +205,9 @@ class RenderParams(Section):
 
     @model_validator(mode="after")
     def _crops_fit(self) -> "RenderParams":
+        if self.engine == "matplotlib" and (self.scale.time, self.scale.amplitude) != ("stretch", "beat"):
+            raise KeyProblem("scale", problem="the matplotlib engine draws the recipe's scales only "
+                             "(time: stretch, amplitude: beat); use engine: raster")
         crop, size = self.crops.size, self.size
         if crop > size:
             raise KeyProblem("crops", "size", problem=f"{crop} is larger than render.size={size}")
@@ -437,6 +463,21 @@ class WebappParams(Section):
     max_fs: PositiveFloat = 5000.0
 
 
+class DigitizeParams(Section):
+    """``digitize``: the classical digitiser and its scoring (``pipelines.digitize``, ``docs/digitize.md``)."""
+
+    baseline: Literal["pulse", "median"] = "pulse"
+    max_skew_degrees: Annotated[float, Field(gt=0, le=45)] = 5.0
+    max_gap_ms: Annotated[float, Field(ge=0)] = 40.0
+    min_recovered: Annotated[float, Field(ge=0, le=1)] = 0.9
+    snr_max_shift_s: Annotated[float, Field(ge=0)] = 0.5
+    snr_max_offset_mv: Annotated[float, Field(ge=0)] = 1.0
+    rpeak_tolerance_ms: Annotated[float, Field(gt=0)] = 150.0
+    batch_strips: Annotated[int, Field(ge=1)] = 16
+    scheduler: Optional[NonEmptyStr] = None
+    workers: Annotated[int, Field(ge=0)] = 0
+
+
 # ------------------------------------------------------------------------------------------------- file
 
 class Params(Section):
@@ -447,6 +488,7 @@ class Params(Section):
     render: Optional[RenderParams] = None
     gallery: Optional[GalleryParams] = None
     paper: Optional[PaperParams] = None
+    digitize: Optional[DigitizeParams] = None
     train: Optional[TrainParams] = None
     evaluate: Optional[EvaluateParams] = None
     webapp: Optional[WebappParams] = None
@@ -455,6 +497,6 @@ class Params(Section):
 #: Section name -> its model (the top-level keys of params.yaml).
 SECTIONS: dict[str, type[Section]] = {
     "ingest": IngestParams, "segment": SegmentParams, "render": RenderParams,
-    "gallery": GalleryParams, "paper": PaperParams, "train": TrainParams, "evaluate": EvaluateParams,
+    "gallery": GalleryParams, "paper": PaperParams, "digitize": DigitizeParams, "train": TrainParams, "evaluate": EvaluateParams,
     "webapp": WebappParams,
 }

@@ -49,7 +49,7 @@ class DigitizeConfig:
     seconds : float or None
         The strip's length as printed (like the sample count of a Challenge header): the trace's
         first and last column then span ``round(seconds * fs) - 1`` sample intervals, centred on the
-        trace. None: the length is measured from the trace (less exact: +-1 sample).
+        trace. None: the length is measured from the trace (less exact: +-2 samples).
     """
 
     mm_per_s: float = 25.0
@@ -163,11 +163,11 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         covered[x0:x1 + 1] = np.isfinite(fill_gaps(np.where(np.isfinite(top), 0.0, np.nan), gap))
         xs, ys = column_points(top, bot, cen, thick)
         xs = xs + x0
+        first, last = trace_ends(weight, x0, x1, float(0.5 * (top[0] + bot[0])), float(0.5 * (top[-1] + bot[-1])))
         if config.seconds is None:
-            n = int(round((x1 - x0 + 1 - thick) / px_per_s * fs)) + 1
+            n = int(round((last - first) / px_per_s * fs)) + 1
         else:
             n = int(round(config.seconds * fs))
-        first, last = trace_ends(weight, x0, x1, float(0.5 * (top[0] + bot[0])), float(0.5 * (top[-1] + bot[-1])))
         x_first = 0.5 * (first + last) - 0.5 * (n - 1) / fs * px_per_s
         base = _pulse_base(ink, weight, x0, int(row), int(0.5 * (bounds[k + 1] - bounds[k])), px_per_mv, thick) \
             if config.baseline == "pulse" else None

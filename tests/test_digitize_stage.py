@@ -1,0 +1,104 @@
+"""The digitize stage (pipelines.digitize): reads only the image columns, writes one row per strip
+and lead with a status, deterministically; record_signals; and the scoring (evaluation.digitize)."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import pipelines.digitize as stage
+from evaluation.digitize import score_variant
+from pipelines.formats.paper import GROUND_TRUTH_COLUMNS, INPUT_COLUMNS, encode_strip
+from pipelines.printout.grid import page_geometry
+from pipelines.printout.strip import draw_strip, plot_signals
+
+FS = 360.0
+
+
+def _strip(sig):
+    g = page_geometry(seconds=10, n_leads=2)
+    p = plot_signals(np.asarray(sig, np.float32), FS, g)
+    return encode_strip(draw_strip(p, ["MLII", "V1"], g)), p.signal
+
+
+@pytest.fixture(scope="module")
+def strips(mitdb_dir):
+    import wfdb
+    rows, truths = [], []
+    for start in (0, 3600):
+        rec = wfdb.rdrecord(str(mitdb_dir / "100"), sampfrom=start, sampto=start + 3600)
+        sig = rec.p_signal.T - np.median(rec.p_signal.T, axis=1, keepdims=True)
+        png, truth = _strip(sig)
+        ann = wfdb.rdann(str(mitdb_dir / "100"), "atr", sampfrom=start, sampto=start + 3599)
+        beats = [int(s) for s, sym in zip(ann.sample, ann.symbol) if sym in "NLRBAaJSVrFejnE/fQ?"]
+        rows.append({"strip_id": f"100-{start}", "fs": FS, "leads": ["MLII", "V1"], "image": {"bytes": png,
+                     "path": None}, "start_sample": start, "signal": [t.tolist() for t in truth],
+                     "beat_sample": beats})
+        truths.append(truth)
+    rows.append({**rows[0], "strip_id": "100-7200", "start_sample": 7200, "image": {"bytes": b"junk", "path": None}})
+    return rows
+
+
+@pytest.fixture
+def params(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("paper: {}\ndigitize: {workers: 1, batch_strips: 2}\n")
+    return p
+
+
+def test_stage_reads_only_the_image_columns(strips, params, tmp_path, monkeypatch):
+    asked = []
+
+    def fake_iter_paper(directory, columns=None, *, batch_size=32, verify=True):
+        asked.append(tuple(columns))
+        assert columns is not None and set(columns) <= set(INPUT_COLUMNS)
+        assert not set(columns) & set(GROUND_TRUTH_COLUMNS)
+        table = pa.Table.from_pylist([{c: r[c] for c in columns} for r in strips])
+        yield from table.to_batches(max_chunksize=batch_size)
+
+    monkeypatch.setattr(stage.fmt, "iter_paper", fake_iter_paper)
+    out = tmp_path / "digitized" / "clean.parquet"
+    summary = stage.run_digitize(params, tmp_path / "paper" / "clean", out)
+    assert asked == [stage.READ_COLUMNS]
+    assert summary == {"strips": 3, "rows": 6, "status": {"not_png": 1, "ok": 2}}
+    t = pq.read_table(out)
+    assert t.schema.equals(stage.SCHEMA)
+    rows = t.to_pylist()
+    assert [(r["strip_id"], r["lead"], r["status"]) for r in rows] == [
+        ("100-0", "MLII", "ok"), ("100-0", "V1", "ok"), ("100-3600", "MLII", "ok"), ("100-3600", "V1", "ok"),
+        ("100-7200", "MLII", "not_png"), ("100-7200", "V1", "not_png")]
+    assert rows[-1]["signal"] is None                    # a failure is never a zero signal
+    assert len(rows[0]["signal"]) == 3600 and rows[0]["fs"] == FS
+    first = out.read_bytes()
+    stage.run_digitize(params, tmp_path / "paper" / "clean", out)
+    assert out.read_bytes() == first                     # byte-identical rebuild
+
+
+def test_digitize_rows_needs_only_the_image(strips):
+    only = [{"strip_id": r["strip_id"], "fs": r["fs"], "leads": r["leads"], "image": r["image"]["bytes"]}
+            for r in strips[:1]]
+    out = stage.digitize_rows(only, stage.DigitizeConfig())
+    assert out["status"] == ["ok", "ok"] and len(out["signal"][0]) == 3600
+
+
+def test_record_signals_concatenates_strips_in_order(strips):
+    rows = stage.digitize_rows(list(reversed(strips)), stage.DigitizeConfig())
+    recs = stage.record_signals(pa.table(rows, schema=stage.SCHEMA), seconds=10.0)
+    r = recs["100"]
+    assert r.leads == ["MLII", "V1"] and r.starts.tolist() == [0, 3600, 7200] and r.offsets.tolist() == [0, 3600, 7200]
+    assert r.signal.shape == (2, 10800)
+    assert np.isfinite(r.signal[:, :7200]).all() and np.isnan(r.signal[:, 7200:]).all()
+    single = stage.digitize_rows(strips[1:2], stage.DigitizeConfig())
+    np.testing.assert_array_equal(r.signal[0, 3600:7200], single["signal"][0])
+
+
+def test_score_variant(strips):
+    dig = pa.table(stage.digitize_rows(strips, stage.DigitizeConfig()), schema=stage.SCHEMA).to_pylist()
+    params = {"snr_max_shift_s": 0.5, "snr_max_offset_mv": 1.0, "rpeak_tolerance_ms": 150.0}
+    rep = score_variant(strips, dig, params)
+    assert rep["strips"] == 3 and rep["status"] == {"not_png": 1, "ok": 2}
+    ok = [p for p in rep["per_lead"] if p["status"] == "ok"]
+    assert all(p["snr"] > 10 and p["snr_aligned"] >= p["snr"] - 1e-9 and p["recovered"] == 1.0 for p in ok)
+    failed = [p for p in rep["per_lead"] if p["status"] == "not_png"]
+    assert all(p["snr"] == 0.0 and p["recovered"] == 0.0 for p in failed)   # NaN counted as 0: 0 dB
+    dig_det, ref_det = rep["rpeak"]["digitized"], rep["rpeak"]["truth"]
+    assert dig_det["tp"] >= ref_det["tp"] - 1 and dig_det["fp"] <= ref_det["fp"] + 1
