@@ -466,6 +466,7 @@ class WebappParams(Section):
 class DigitizeParams(Section):
     """``digitize``: the classical digitiser and its scoring (``pipelines.digitize``, ``docs/digitize.md``)."""
 
+    variants: Annotated[list[NonEmptyStr], Field(min_length=1)] = ["clean"]
     baseline: Literal["pulse", "median"] = "pulse"
     max_skew_degrees: Annotated[float, Field(gt=0, le=45)] = 5.0
     max_gap_ms: Annotated[float, Field(ge=0)] = 40.0
