@@ -23,13 +23,14 @@ export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install repro quick test bench dvc clean help
+.PHONY: install repro quick test bench serve screenshots dvc clean help
 
 help:
 	@echo "make repro   - set up .venv and run the whole pipeline (dvc repro, default params.yaml)"
 	@echo "make test    - set up .venv and run the test suite"
 	@echo "make quick   - the whole DAG on the quick profile (profiles/quick.yaml) in $(QUICK_DIR)"
 	@echo "make bench   - the speed benchmarks of benchmarks/"
+	@echo "make serve   - the web page + JSON API on http://127.0.0.1:8000 (models/ from dvc repro; docs/webapp.md)"
 	@echo "make dvc ARGS=\"...\" - any dvc command with .venv on PATH (the stages run its python)"
 
 install: $(STAMP)
@@ -59,6 +60,14 @@ quick: $(STAMP)
 # Any dvc command with .venv first on PATH, e.g. make dvc ARGS="exp run -S render.engine=matplotlib".
 dvc: $(STAMP)
 	$(BIN)/dvc $(ARGS)
+
+# The web app (docs/webapp.md) on uvicorn, localhost only; HOST/PORT override params.yaml's webapp section.
+serve: $(STAMP)
+	$(BIN)/python -m webapp $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
+# The page screenshots of docs/webapp.md, taken by the browser test (needs Debian's chromium).
+screenshots: $(STAMP)
+	WEBAPP_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
