@@ -4,15 +4,16 @@ A trace drawn ``thickness`` px thick leaves in each column an ink run ``[top, bo
 trace is flat the run is about ``thickness`` long and its darkness-weighted centre is the trace. A
 longer run is a steep stroke crossing the column: its middle is where the stroke crosses the
 column's centre, except at a turning point (an R or S apex) where the stroke comes back: there the
-trace's extreme lies half a thickness inside the run's end (:func:`column_values`). Columns are
+trace's extreme lies half a thickness inside the run's end (:func:`column_points`). Columns are
 mapped to time with the grid pitch (``px_per_s = mm_per_s * px_per_mm``) and to mV with
 ``px_per_mv = mm_per_mv * px_per_mm``, then linearly interpolated at ``i / fs`` (:func:`resample`).
 
 Examples
 --------
->>> top = np.array([10., 10., 2., 10., 10.]); bot = np.array([11., 11., 11., 11., 11.])
->>> column_values(top, bot, (top + bot) / 2, 2.0).tolist()    # a one-column spike up to row 2
-[10.5, 10.5, 2.5, 10.5, 10.5]
+>>> top = np.array([10., 10., 4., 2., 10.]); bot = np.array([11., 11., 11., 8., 11.])
+>>> x, y = column_points(top, bot, (top + bot) / 2, 2.0)   # flat, a stroke up, an apex, flat
+>>> x.tolist(), y.tolist()    # the stroke's ends land on columns 1 and 3, averaged with theirs
+([0.0, 1.0, 3.0, 4.0], [10.5, 10.75, 3.25, 10.5])
 """
 from __future__ import annotations
 
@@ -61,38 +62,12 @@ def column_points(top: np.ndarray, bot: np.ndarray, cen: np.ndarray, thick: floa
     up = long & ~apex_up & ~apex_down & (nxt < prev)
     single = np.where(apex_up, top + half, np.where(apex_down, bot - half, cen))
     one = np.isfinite(top) & ~(down | up)
-    r = thick / 2.0
+    r = (thick - 1.0) / 2.0  # a column sees a stroke within half a line width of its centre
     xs = np.concatenate([xc[one], xc[down] - r, xc[down] + r, xc[up] - r, xc[up] + r])
     ys = np.concatenate([single[one], top[down], bot[down], bot[up], top[up]])
     ux, inv = np.unique(xs, return_inverse=True)
     uy = np.bincount(inv, weights=ys) / np.bincount(inv)
     return ux, uy
-
-
-def trace_ends(weight: np.ndarray, x0: int, x1: int, row0: float, row1: float, k: int = 4) -> tuple[float, float]:
-    """Sub-pixel x of a trace's first and last point (centres of its end caps).
-
-    The darkness of the ``k`` columns next to each end (within 4 px of the trace's row there) is
-    compared with that of a whole column of line, ``S``: the ink edge lies where a line of uniform
-    darkness ``S`` per column would start; the centre is half a line width (``S / 2``) inside it.
-
-    >>> wgt = np.zeros((9, 30), np.float32); wgt[3:5, 5:25] = 1.0; wgt[3:5, 4] = 0.5; wgt[3:5, 25] = 0.5
-    >>> trace_ends(wgt, 4, 25, 3.5, 3.5)
-    (5.0, 24.0)
-    """
-    h, w = weight.shape
-
-    def column_darkness(c0: int, c1: int, row: float) -> np.ndarray:
-        r0, r1 = max(0, int(row) - 4), min(h, int(row) + 6)
-        return weight[r0:r1, max(0, c0):min(w, c1)].sum(axis=0, dtype=np.float64)
-
-    full = float(np.median(np.concatenate([column_darkness(x0 + k, x0 + 2 * k, row0),
-                                           column_darkness(x1 - 2 * k + 1, x1 - k + 1, row1)])))
-    if full <= 0:
-        return x0 - 0.5, x1 + 0.5
-    left = (x0 + k - 0.5) - column_darkness(x0 - 2, x0 + k, row0).sum() / full
-    right = (x1 - k + 0.5) + column_darkness(x1 - k + 1, x1 + 3, row1).sum() / full
-    return left + full / 2.0, right - full / 2.0
 
 
 def fill_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:

@@ -14,8 +14,9 @@ Examples
 >>> from pipelines.printout.grid import grid_template, page_geometry
 >>> page = np.array(grid_template(page_geometry(seconds=4, n_leads=1)))
 >>> ink, grid, _ = masks(page)
->>> int(ink.sum()), round(grid_pitch(grid, axis=1).pitch, 2)
-(0, 7.87)
+>>> p = grid_pitch(grid, axis=1)
+>>> int(ink.sum()), round(p.pitch, 2), round(p.offset, 1)  # 7.3 = -0.5: the template's 2 px major
+(0, 7.87, 7.3)
 """
 from __future__ import annotations
 
@@ -44,11 +45,14 @@ class Pitch:
     ----------
     pitch : float
         px per mm.
+    offset : float
+        Where the minor lines are: at ``offset + k * pitch`` px (the Fourier phase; ``0 <= offset < pitch``).
     strength : float
         Normalised autocorrelation at the rough pitch (0: no periodic grid, 1: perfect).
     """
 
     pitch: float
+    offset: float
     strength: float
 
 
@@ -210,5 +214,9 @@ def grid_pitch(grid: np.ndarray, axis: int = 1, near: float | None = None) -> Pi
     elif np.isfinite(rough):
         rough = _minor_of(profile, rough)
     if not np.isfinite(rough) or not PITCH_RANGE[0] <= rough <= PITCH_RANGE[1]:
-        return Pitch(float("nan"), strength)
-    return Pitch(_refine(profile, rough), strength)
+        return Pitch(float("nan"), float("nan"), strength)
+    pitch = _refine(profile, rough)
+    p = profile - profile.mean()
+    phase = 2.0 * np.pi / pitch * np.arange(len(p))
+    angle = np.arctan2(-np.dot(np.sin(phase), p), np.dot(np.cos(phase), p))  # lines at -angle / (2 pi) * pitch
+    return Pitch(pitch, float((-angle / (2.0 * np.pi) * pitch) % pitch), strength)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .calibrate import column_points, fill_gaps, resample, thickness, trace_ends
+from .calibrate import column_points, fill_gaps, resample, thickness
 from .grid import deskew, grid_pitch, masks, skew_degrees
-from .trace import follow, lead_rows, trace_mask
+from .trace import follow, lead_rows, trace_extent, trace_mask
 
 #: Why a strip can fail (the ``status`` column; ``ok`` otherwise).
 FAILURES: tuple[str, ...] = ("not_png", "bad_mode", "bad_size", "blank", "no_grid", "lead_missing",
@@ -139,7 +139,8 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         return Digitized("blank", "no ink", info=info)
     px_per_s = config.mm_per_s * px.pitch
     px_per_mv = config.mm_per_mv * py.pitch
-    traces = trace_mask(ink, int(round(20 * ppmm)))
+    min_width = int(round(20 * ppmm))
+    traces, labels, stats = trace_mask(ink, min_width)
     rows = lead_rows(traces, min_gap=1.0 * px_per_mv)
     info["lead_rows"] = rows.tolist()
     if len(rows) < n_leads:
@@ -155,6 +156,10 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         if len(cols) < 2:
             return Digitized("lead_missing", f"lead {k}: no trace", info=info)
         x0, x1 = int(cols[0]), int(cols[-1])
+        quarter = max(1, int(0.25 * (bounds[k + 1] - bounds[k])))
+        own = trace_extent(labels, stats, slice(max(0, row - quarter), row + quarter), min_width)
+        if own is not None and own[1] - own[0] >= 0.95 * (x1 - x0):  # one piece: its own ends
+            x0, x1 = own
         start_rows = np.nonzero(band[:, x0])[0] + bounds[k]
         top, bot, cen = follow(ink, weight, x0, x1, float(start_rows.mean()), reach=0.6 * px_per_mv)
         thick = thickness(top, bot)
@@ -163,12 +168,11 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         covered[x0:x1 + 1] = np.isfinite(fill_gaps(np.where(np.isfinite(top), 0.0, np.nan), gap))
         xs, ys = column_points(top, bot, cen, thick)
         xs = xs + x0
-        first, last = trace_ends(weight, x0, x1, float(0.5 * (top[0] + bot[0])), float(0.5 * (top[-1] + bot[-1])))
         if config.seconds is None:
-            n = int(round((last - first) / px_per_s * fs)) + 1
+            n = int(round((x1 - x0 + 1 - thick) / px_per_s * fs)) + 1
         else:
             n = int(round(config.seconds * fs))
-        x_first = 0.5 * (first + last) - 0.5 * (n - 1) / fs * px_per_s
+        x_first = 0.5 * (x0 + x1) - 0.5 * (n - 1) / fs * px_per_s  # ends' caps are alike: the centre
         base = _pulse_base(ink, weight, x0, int(row), int(0.5 * (bounds[k + 1] - bounds[k])), px_per_mv, thick) \
             if config.baseline == "pulse" else None
         baseline = base if base is not None else float(np.median(ys))
@@ -180,6 +184,7 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
             return Digitized("trace_lost", f"lead {k}: {frac:.0%} of samples recovered", info=info)
         signals.append(sig)
         info.setdefault("thickness", []).append(thick)
+        info.setdefault("x_first", []).append(x_first)
         info.setdefault("baseline_from", []).append("pulse" if base is not None else "median")
     info["recovered"] = recovered
     return Digitized("ok", "", signals, info)

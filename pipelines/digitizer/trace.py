@@ -24,12 +24,25 @@ import numba
 import numpy as np
 
 
-def trace_mask(ink: np.ndarray, min_width: int) -> np.ndarray:
-    """Ink pixels of 8-connected components at least ``min_width`` px wide."""
+def trace_mask(ink: np.ndarray, min_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ink pixels of 8-connected components at least ``min_width`` px wide: ``(mask, labels, stats)``
+    (``labels``/``stats`` of ``cv2.connectedComponentsWithStats``, every component)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), connectivity=8)
     keep = stats[:, cv2.CC_STAT_WIDTH] >= min_width
     keep[0] = False
-    return keep[labels]
+    return keep[labels], labels, stats
+
+
+def trace_extent(labels: np.ndarray, stats: np.ndarray, band: slice, min_width: int) -> tuple[int, int] | None:
+    """First and last column of the widest component (at least ``min_width`` px) with ink in the rows
+    ``band``: a lead's trace, its ends undisturbed by other leads' ink passing through the band."""
+    ids = np.unique(labels[band])
+    ids = ids[(ids > 0) & (stats[ids, cv2.CC_STAT_WIDTH] >= min_width)]
+    if len(ids) == 0:
+        return None
+    best = ids[int(np.argmax(stats[ids, cv2.CC_STAT_WIDTH]))]
+    left = int(stats[best, cv2.CC_STAT_LEFT])
+    return left, left + int(stats[best, cv2.CC_STAT_WIDTH]) - 1
 
 
 def lead_rows(mask: np.ndarray, min_gap: float, min_share: float = 0.15) -> np.ndarray:
