@@ -12,8 +12,8 @@ Examples
 --------
 >>> top = np.array([10., 10., 4., 2., 10.]); bot = np.array([11., 11., 11., 8., 11.])
 >>> x, y = column_points(top, bot, (top + bot) / 2, 2.0)   # flat, a stroke up, an apex, flat
->>> x.tolist(), y.tolist()    # the stroke's ends land on columns 1 and 3, averaged with theirs
-([0.0, 1.0, 3.0, 4.0], [10.5, 10.75, 3.25, 10.5])
+>>> x.tolist(), y.tolist()    # the stroke runs from (1.5, 11) to (2.5, 4)
+([0.0, 1.0, 1.5, 2.5, 3.0, 4.0], [10.5, 10.5, 11.0, 4.0, 2.5, 10.5])
 """
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ def column_points(top: np.ndarray, bot: np.ndarray, cen: np.ndarray, thick: floa
     """Points ``(x, y)`` of the trace's centre line from the columns' runs (x relative to column 0).
 
     A short run (flat trace) gives its centre at the column's centre. A long run is a steep stroke;
-    the column sees the stroke over ``x +- thick / 2`` (the line's half width beyond the column's
-    half width), so a stroke going down the page gives ``(x - thick/2, top)`` and
-    ``(x + thick/2, bottom)`` (going up: the other way round). At a turning point (both neighbours
+    a column sees the stroke while it passes within half a line width of the column's centre, i.e.
+    over ``x +- r`` with ``r = (thick - 1) / 2`` (``thick``: the flat run length, one more than the
+    line width), so a stroke going down the page gives ``(x - r, top)`` and ``(x + r, bottom)``
+    (going up: the other way round). At a turning point (both neighbours
     lower on the page: a peak) the apex is half a thickness inside the run's top, at the column's
     centre (a trough: inside its bottom). Points are sorted by x; several at one x are averaged.
 
