@@ -93,3 +93,12 @@ def test_verifier_refuses_extra_unpinned_and_foreign_schema_shards(tmp_path):
 def test_not_a_paper_directory_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no manifest.json: not a paper-strip variant"):
         verify_paper(tmp_path)
+
+
+def test_card_features_are_the_yaml_hugging_face_datasets_writes():
+    datasets = require("datasets")
+    from pipelines.formats.paper_card import front_matter
+
+    m = {"variant": "clean", "splits": {"test": {"shards": 1, "rows": 2}}}
+    want = datasets.Features.from_dict(paper_features())._to_yaml_list()
+    assert front_matter(m)["dataset_info"]["features"] == want

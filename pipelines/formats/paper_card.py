@@ -34,6 +34,20 @@ def _splits(manifest: Mapping[str, Any]) -> list[str]:
     return [s for s in SPLITS if s in (manifest.get("splits") or {})]
 
 
+def _yaml_feature(feature: Mapping[str, Any]) -> dict[str, Any]:
+    """A features-JSON entry in the card's YAML form (as ``datasets.Features._to_yaml_list`` writes it).
+
+    >>> _yaml_feature({"feature": {"feature": {"dtype": "float32", "_type": "Value"}, "_type": "List"}, "_type": "List"})
+    {'list': {'list': 'float32'}}
+    """
+    if feature["_type"] == "Image":
+        return {"dtype": "image"}
+    if feature["_type"] == "List":
+        inner = _yaml_feature(feature["feature"])
+        return {"list": inner.get("dtype", inner)}
+    return {"dtype": feature["dtype"]}
+
+
 def front_matter(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Hugging Face card metadata: one config (the variant) with a split per patient group."""
     return {
@@ -43,8 +57,7 @@ def front_matter(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "tags": ["ecg", "electrocardiogram", "ecg-digitization", "mit-bih", "physionet", "medical"],
         "configs": [{"config_name": "default", "default": True,
                      "data_files": [{"split": s, "path": f"{DATA_DIR}/{s}-*.parquet"} for s in _splits(manifest)]}],
-        "dataset_info": {"features": [{"name": k, **({"dtype": "image"} if v == {"_type": "Image"} else {})}
-                                      for k, v in paper_features().items()],
+        "dataset_info": {"features": [{"name": k, **_yaml_feature(v)} for k, v in paper_features().items()],
                          "splits": [{"name": s, "num_examples": int(manifest["splits"][s]["rows"])}
                                     for s in _splits(manifest)]},
     }
