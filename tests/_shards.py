@@ -99,7 +99,8 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
     if rr:                                  # the rhythm columns: S-class beats come early (pre-RR 560 ms)
         cols.update(rr_columns(rows))
         for c in RR_COLUMNS:
-            schema = schema.append(pa.field(c, pa.float64()))
+            if c not in schema.names:           # shard schemas without the rhythm columns
+                schema = schema.append(pa.field(c, pa.float64()))
     table = pa.Table.from_pydict(cols, schema=schema)
     row_bytes = np.array([len(v["bytes"]) for v in cols["image"]], dtype=np.int64)
     # the render stage's writer and manifest: data/<config>/<split>-i-of-N.parquet; n_shards bounds the
@@ -122,7 +123,7 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
         doc = build_manifest(method=method, params=params, params_hash="test", input={"file": "none", "sha256": "",
                              "beats": originals.num_rows}, counts=counts, exclusions={}, shard_infos=infos,
                              metadata=dataset_metadata(image_shape=(size, size)), num_beats=originals.num_rows)
-        if rr:                                          # until the render stage's schema has them
+        if rr and schema.names != shard_schema().names:         # rhythm columns appended here
             doc["schema"] = [{"name": f.name, "type": str(f.type)} for f in schema]
         (root / "manifest.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return root

@@ -1,6 +1,7 @@
 """Opening image shards (manifest, checksums, labels) and the tf.data stream (rows, labels, row groups)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -334,6 +335,9 @@ def test_rhythm_inputs_follow_the_rows_and_the_stream(tmp_path):
     with pytest.raises(ConfigError, match="cv2 decoder"):
         make_dataset(images, sel, input_size=16, batch_size=4, shuffle=False, seed=0, features=f[sel.rows],
                      decoder="tf")
-    plain = open_images(write_shards(tmp_path / "plain", recs, size=16, n_shards=1))
-    with pytest.raises(DataError, match=r"\.parquet: no RR column"):
+    # an image set that predates the rhythm columns: shards and row index without them
+    old = tmp_path / "old.parquet"
+    pq.write_table(pq.read_table(images.shards[0]).drop_columns(list(rr)), old)
+    plain = dataclasses.replace(images, shards=(old,), rows=images.rows.drop(columns=list(rr)))
+    with pytest.raises(DataError, match=r"old\.parquet: no RR column"):
         rhythm_inputs(plain)
