@@ -66,8 +66,9 @@ def _params(tmp_path, **paper) -> Path:
     return path
 
 
-def _run(tmp_path, raw, out="paper", params=None, gallery=None):
+def _run(tmp_path, raw, out="paper", params=None, gallery=None, workers=None):
     args = ["--params", str(params or _params(tmp_path)), "--raw", str(raw), "--out", str(tmp_path / out)]
+    args += ["--workers", str(workers)] if workers else []
     return main(args + (["--gallery", str(tmp_path / gallery)] if gallery else []))
 
 
@@ -118,9 +119,9 @@ def test_stage_writes_every_variant_with_ground_truth(tmp_path, tiny_db, capsys)
     assert "paper: 4/4 done" in err and "1 excluded" in err
 
 
-def test_rebuild_is_byte_identical(tmp_path, tiny_db):
+def test_rebuild_is_byte_identical_whatever_the_workers(tmp_path, tiny_db):
     raw, _ = tiny_db
-    assert _run(tmp_path, raw, "a") == 0 and _run(tmp_path, raw, "b") == 0
+    assert _run(tmp_path, raw, "a") == 0 and _run(tmp_path, raw, "b", workers=2) == 0   # b: a dask LocalCluster
     a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
     assert a == b and any(k.endswith(".parquet") for k in a)
 
@@ -170,3 +171,17 @@ def test_missing_ingest_manifest_and_bad_params_are_clear_errors(tmp_path, capsy
     bad = _params(tmp_path, variants={"clean": {"blur": {"sigma_px": 1.0}}})
     assert main(["--params", str(bad), "--raw", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "paper.variants.clean" in capsys.readouterr().err
+
+
+def test_corrupt_record_stops_the_stage_and_keeps_the_previous_output(tmp_path, tiny_db, capsys):
+    raw, _ = tiny_db
+    assert _run(tmp_path, raw) == 0
+    before = _digest(tmp_path / "paper")
+    dat = raw / "files" / "101.dat"
+    data = bytearray(dat.read_bytes())
+    data[100] ^= 0xFF
+    dat.write_bytes(bytes(data))
+    assert _run(tmp_path, raw) == 2
+    err = capsys.readouterr().err
+    assert "paper: error:" in err and "101.dat" in err and "SHA-256" in err
+    assert _digest(tmp_path / "paper") == before
