@@ -34,7 +34,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from .core.errors import ChecksumError, DataError
+from .core.errors import ChecksumError, ConfigError, DataError
 from .core.files import atomic_dir, sha256_file, write_json
 from .core.parallel import run_tasks
 from .core.params import load_params, params_hash
@@ -143,7 +143,7 @@ def run_paper(params_path: str, raw_dir: str, out_dir: str, *, gallery: str | No
     params = load_params(params_path)
     paper = params.get("paper")
     if paper is None:
-        raise DataError(str(params_path), "no section 'paper'")
+        raise ConfigError(f"{params_path}: no section 'paper'")
     annotator = str((params.get("ingest") or {}).get("annotator", "atr"))
     cfg = PaperConfig.from_params(paper)
     raw_manifest = load_manifest(raw_dir)
