@@ -75,22 +75,25 @@ def masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     0 on and next to ink) and the ink darkness (float32, 0 for paper and grid, 1 for black)."""
     hi = brightest(rgb)
     lo = np.minimum(np.minimum(rgb[:, :, 0], rgb[:, :, 1]), rgb[:, :, 2])
-    bg = paper_level(hi)
-    ink = hi < INK_LEVEL * bg
+    inv = 1.0 / paper_level(hi)
+    rel_hi = hi * inv                     # float32, 1 = paper
+    ink = rel_hi < INK_LEVEL
     near_ink = cv2.dilate(ink.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)  # and its fringe
-    grid = np.clip(1.0 - lo / bg, 0.0, 1.0).astype(np.float32)  # how much colour: grid lines
+    grid = 1.0 - lo * inv                 # how much colour: grid lines
+    np.maximum(grid, 0.0, out=grid)
     grid[near_ink] = 0.0
-    darkness = np.clip((1.0 - hi / bg - 0.1) / 0.9, 0.0, 1.0).astype(np.float32)
+    darkness = (0.9 - rel_hi) * np.float32(1 / 0.9)
+    np.clip(darkness, 0.0, 1.0, out=darkness)
     return ink, grid, darkness
 
 
-def _sharpness(ys: np.ndarray, xs: np.ndarray, slope: np.ndarray) -> np.ndarray:
-    """Sum of squared row counts of points sheared by each slope (``y - x * slope``)."""
+def _sharpness(ys: np.ndarray, xs: np.ndarray, slope: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Sum of squared row sums of weights ``w`` at points sheared by each slope (``y - x * slope``)."""
     out = np.empty(len(slope))
     for i, s in enumerate(slope):  # a handful of candidate angles
         b = ys - xs * s
         b = (b - (b.min() - 0.5)).astype(np.int64)  # rounded to rows
-        counts = np.bincount(b, minlength=1)
+        counts = np.bincount(b, weights=w, minlength=1)
         out[i] = float(np.dot(counts, counts))
     return out
 
@@ -110,7 +113,9 @@ def skew_degrees(grid: np.ndarray, max_degrees: float = 5.0, step: int = 6) -> f
     2.0
     """
     h, w = grid.shape
-    ys, xs = np.nonzero(grid[:, ::step] > 1.0 - GRID_LEVEL)  # every row: subsampled rows would alias the 1 px lines
+    sub = grid[:, ::step]
+    ys, xs = np.nonzero(sub > 2.0 * (1.0 - GRID_LEVEL))  # every row: subsampled rows would alias the 1 px lines
+    w = sub[ys, xs].astype(np.float64)
     if len(ys) < 100:
         return 0.0
     ys = ys.astype(np.float64)
@@ -118,10 +123,10 @@ def skew_degrees(grid: np.ndarray, max_degrees: float = 5.0, step: int = 6) -> f
     # coarse: a central slab narrow enough that a 0.25 degree error moves a line < 1/2 mm across it
     slab = np.abs(xs) < 200
     cand = np.arange(-max_degrees, max_degrees + 0.125, 0.25)
-    best = float(cand[int(np.argmax(_sharpness(ys[slab], xs[slab], np.tan(np.deg2rad(-cand)))))])
+    best = float(cand[int(np.argmax(_sharpness(ys[slab], xs[slab], np.tan(np.deg2rad(-cand)), w[slab])))])
     for resolution in (0.08, 0.02, 0.005):  # fine: the whole width
         cand = best + np.arange(-3, 4) * resolution
-        score = _sharpness(ys, xs, np.tan(np.deg2rad(-cand)))
+        score = _sharpness(ys, xs, np.tan(np.deg2rad(-cand)), w)
         tied = np.nonzero(score == score.max())[0]
         if len(tied) > 1:  # a plateau (lines within one row across the page): its middle
             best = float(cand[tied].mean())
@@ -192,12 +197,12 @@ def _power(profile: np.ndarray, period: float) -> float:
 
 def _minor_of(profile: np.ndarray, period: float) -> float:
     """``period / 5`` when ``period`` is the major (5 mm) pitch and the minor lines show (their
-    component stands 4 x above its neighbours'), else ``period``."""
+    component stands 2 x above its neighbours'), else ``period``."""
     minor = period / MAJOR_EVERY
     if minor < PITCH_RANGE[0]:
         return period
     around = 0.5 * (_power(profile, period / 4.5) + _power(profile, period / 5.5))
-    return minor if _power(profile, minor) > 4.0 * around else period
+    return minor if _power(profile, minor) > 2.0 * around else period
 
 
 def grid_pitch(grid: np.ndarray, axis: int = 1, near: float | None = None) -> Pitch:

@@ -141,13 +141,10 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
     px_per_mv = config.mm_per_mv * py.pitch
     min_width = int(round(20 * ppmm))
     traces, labels, stats = trace_mask(ink, min_width)
-    rows = lead_rows(traces, min_gap=1.0 * px_per_mv)
+    rows = lead_rows(traces, min_gap=max(1.0 * px_per_mv, 0.5 * h / n_leads), limit=n_leads)  # stacked leads
     info["lead_rows"] = rows.tolist()
     if len(rows) < n_leads:
         return Digitized("lead_missing", f"{len(rows)} trace row(s) found, {n_leads} lead(s) expected", info=info)
-    if len(rows) > n_leads:  # keep the rows with the most trace ink
-        ink_rows = traces.sum(axis=1)
-        rows = np.sort(rows[np.argsort(-ink_rows[rows], kind="stable")[:n_leads]])
     bounds = np.concatenate([[0], (rows[:-1] + rows[1:]) // 2, [h]])
     signals, recovered = [], []
     for k, row in enumerate(rows):

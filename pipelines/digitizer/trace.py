@@ -36,18 +36,21 @@ def trace_mask(ink: np.ndarray, min_width: int) -> tuple[np.ndarray, np.ndarray,
 def trace_extent(labels: np.ndarray, stats: np.ndarray, band: slice, min_width: int) -> tuple[int, int] | None:
     """First and last column of the widest component (at least ``min_width`` px) with ink in the rows
     ``band``: a lead's trace, its ends undisturbed by other leads' ink passing through the band."""
-    ids = np.unique(labels[band])
-    ids = ids[(ids > 0) & (stats[ids, cv2.CC_STAT_WIDTH] >= min_width)]
-    if len(ids) == 0:
+    top, height = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]
+    cand = np.nonzero((stats[:, cv2.CC_STAT_WIDTH] >= min_width) & (top < band.stop) & (top + height > band.start))[0]
+    cand = cand[cand > 0]
+    cand = cand[np.argsort(-stats[cand, cv2.CC_STAT_WIDTH], kind="stable")]
+    rows = labels[band]
+    best = next((int(c) for c in cand if (rows == c).any()), None)  # widest first: a few at most
+    if best is None:
         return None
-    best = ids[int(np.argmax(stats[ids, cv2.CC_STAT_WIDTH]))]
     left = int(stats[best, cv2.CC_STAT_LEFT])
     return left, left + int(stats[best, cv2.CC_STAT_WIDTH]) - 1
 
 
-def lead_rows(mask: np.ndarray, min_gap: float, min_share: float = 0.15) -> np.ndarray:
+def lead_rows(mask: np.ndarray, min_gap: float, min_share: float = 0.15, limit: int | None = None) -> np.ndarray:
     """Rows (px, ascending) of the leads: peaks of the smoothed row projection of ``mask``, at least
-    ``min_gap`` px apart and ``min_share`` of the highest peak.
+    ``min_gap`` px apart and ``min_share`` of the highest peak; the ``limit`` highest at most.
 
     >>> m = np.zeros((100, 50), bool); m[20, :] = True; m[70, 5:45] = True; m[90, :3] = True
     >>> lead_rows(m, 20.0).tolist()
@@ -68,6 +71,8 @@ def lead_rows(mask: np.ndarray, min_gap: float, min_share: float = 0.15) -> np.n
             break
         if all(abs(int(i) - c) >= min_gap for c in chosen):
             chosen.append(int(i))
+            if limit is not None and len(chosen) == limit:
+                break
     return np.array(sorted(chosen), dtype=np.int64)
 
 
