@@ -102,3 +102,13 @@ def test_card_features_are_the_yaml_hugging_face_datasets_writes():
     m = {"variant": "clean", "splits": {"test": {"shards": 1, "rows": 2}}}
     want = datasets.Features.from_dict(paper_features())._to_yaml_list()
     assert front_matter(m)["dataset_info"]["features"] == want
+
+
+def test_verify_cli_says_ok_and_fails_on_a_corrupted_shard(tmp_path, capsys):
+    from pipelines.formats.paper import main
+
+    _write(tmp_path, _rows(["101"]))
+    assert main(["verify", str(tmp_path)]) == 0 and "verify: ok" in capsys.readouterr().out
+    shard = next((tmp_path / "data").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:-10])
+    assert main(["verify", str(tmp_path)]) == 1 and "FAILED" in capsys.readouterr().err

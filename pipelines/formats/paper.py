@@ -344,8 +344,32 @@ def read_paper(directory: str | os.PathLike, columns: Sequence[str] | None = Non
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipelines.formats.paper verify DIR [DIR ...]``: check variant directories; 1 if any fails."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.formats.paper", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("verify", help="check shards against manifest.json").add_argument("directories", nargs="+")
+    failed = 0
+    for directory in parser.parse_args(argv).directories:
+        try:
+            manifest = verify_paper(directory)
+        except DataError as exc:  # ChecksumError is a DataError
+            print(f"verify: FAILED {exc}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"verify: ok {directory}: {len(manifest['shards'])} shard(s), {manifest['rows']:,} strips")
+    return 1 if failed else 0
+
+
 __all__ = [
     "CLEAN", "FORMAT", "FORMAT_VERSION", "GROUND_TRUTH_COLUMNS", "INPUT_COLUMNS", "MANIFEST_NAME", "PNG_FILTER",
     "SCHEMA", "PaperWriter", "build_manifest", "decode_strip", "encode_strip", "image_column", "iter_paper",
-    "paper_features", "paper_schema", "read_paper", "read_paper_manifest", "shard_files", "verify_paper",
+    "main", "paper_features", "paper_schema", "read_paper", "read_paper_manifest", "shard_files", "verify_paper",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
