@@ -158,7 +158,7 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         if own is not None and own[1] - own[0] >= 0.95 * (x1 - x0):  # one piece: its own ends
             x0, x1 = own
         start_rows = np.nonzero(band[:, x0])[0] + bounds[k]
-        top, bot, cen = follow(ink, weight, x0, x1, float(start_rows.mean()), reach=0.6 * px_per_mv)
+        top, bot, cen = follow(ink, weight, x0, x1, float(start_rows.mean()), reach=0.6 * px_per_mv, home=float(row))
         thick = thickness(top, bot)
         gap = int(config.max_gap_ms / 1000 * px_per_s)
         covered = np.zeros(w, dtype=bool)

@@ -6,7 +6,8 @@
   spends most of its time near its baseline).
 * :func:`follow` walks a trace from its first to its last column; in each column it takes the ink
   run nearest the previous position (so a trace crossing into the neighbour lead's row is kept),
-  recording the run's top, bottom and darkness-weighted centre; a column without ink within reach
+  recording the run's top, bottom and darkness-weighted centre (near ties go to the run nearer the
+  lead's own row); a column without ink within reach
   is NaN (interpolated later if short). Near-vertical QRS strokes are long runs: their value is
   settled in :mod:`pipelines.digitizer.calibrate`.
 
@@ -77,7 +78,7 @@ def lead_rows(mask: np.ndarray, min_gap: float, min_share: float = 0.15, limit: 
 
 
 @numba.njit(cache=True, nogil=True)
-def _follow(ink, weight, x0, x1, y0, reach):  # pragma: no cover - compiled
+def _follow(ink, weight, x0, x1, y0, reach, home, pull):  # pragma: no cover - compiled
     n = x1 - x0 + 1
     top = np.full(n, np.nan)
     bot = np.full(n, np.nan)
@@ -104,6 +105,10 @@ def _follow(ink, weight, x0, x1, y0, reach):  # pragma: no cover - compiled
                     d = prev - e
                 else:
                     d = 0.0
+                if home < s:  # near ties go to the run nearer the lead's own row
+                    d += pull * (s - home)
+                elif home > e:
+                    d += pull * (home - e)
                 if d < best_d:
                     best_d = d
                     bt = s
@@ -125,8 +130,8 @@ def _follow(ink, weight, x0, x1, y0, reach):  # pragma: no cover - compiled
     return top, bot, cen
 
 
-def follow(ink: np.ndarray, weight: np.ndarray, x0: int, x1: int, y0: float, reach: float
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def follow(ink: np.ndarray, weight: np.ndarray, x0: int, x1: int, y0: float, reach: float,
+           home: float | None = None, pull: float = 0.25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Follow a trace over columns ``x0..x1`` from row ``y0``: per column the chosen run's top and
     bottom rows and darkness-weighted centre (float64, NaN where no ink within ``reach`` px).
 
@@ -141,6 +146,10 @@ def follow(ink: np.ndarray, weight: np.ndarray, x0: int, x1: int, y0: float, rea
         Starting row.
     reach : float
         Farthest a run may lie from the previous position (px).
+    home, pull : float
+        The lead's own row (default ``y0``) and how much a run's distance from it adds to its
+        distance from the previous position: where this lead's stroke touches another lead's trace
+        (a deep S wave reaching the next row), the path back home wins the near tie.
     """
     return _follow(np.ascontiguousarray(ink), np.ascontiguousarray(weight, dtype=np.float32),
-                   int(x0), int(x1), float(y0), float(reach))
+                   int(x0), int(x1), float(y0), float(reach), float(y0 if home is None else home), float(pull))
