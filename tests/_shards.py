@@ -96,11 +96,8 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
         "crop": [r[3] for r in rows], "image": [{"bytes": encode_png(r[4]), "path": None} for r in rows],
     }
     schema = shard_schema()
-    if rr:                                  # the rhythm columns: S-class beats come early (pre-RR 560 ms)
-        cols.update(rr_columns(rows))
-        for c in RR_COLUMNS:
-            if c not in schema.names:           # shard schemas without the rhythm columns
-                schema = schema.append(pa.field(c, pa.float64()))
+    # the rhythm columns: S-class beats come early (pre-RR 560 ms); rr=False leaves them null
+    cols.update(rr_columns(rows) if rr else {c: [None] * n for c in RR_COLUMNS})
     table = pa.Table.from_pydict(cols, schema=schema)
     row_bytes = np.array([len(v["bytes"]) for v in cols["image"]], dtype=np.int64)
     # the render stage's writer and manifest: data/<config>/<split>-i-of-N.parquet; n_shards bounds the

@@ -58,10 +58,10 @@ def cli(root, capsys) -> tuple[int, str]:
 
 def test_the_stage_output_verifies_and_opens(built, capsys):
     manifest = mf.verify_shards(built)
-    assert manifest["format_version"] == shards.FORMAT_VERSION == 2
+    assert manifest["format_version"] == shards.FORMAT_VERSION == 3
     files = imageset.open_image_set(built)
     assert len(files.rows) == manifest["rows"] and (files.rows["crop"] == 0).sum() == manifest["beats"]
-    assert list(files.rows.columns[:7]) == list(shards.META_COLUMNS)
+    assert list(files.rows.columns[:len(shards.META_COLUMNS)]) == list(shards.META_COLUMNS)
     assert set(files.rows["split"]) == {"train", "test", "paced"}
     for split, records in files.rows.groupby("split")["record"]:
         assert set(records) == {"train": {"101", "207"}, "test": {"100"}, "paced": {"102"}}[split]
@@ -219,8 +219,8 @@ def test_open_images_refuses_a_manifest_without_hashes(dataset):
 
 
 def test_manifest_from_older_format_is_refused(dataset):
-    edit_manifest(dataset, lambda d: d.update(format_version=1))
-    with pytest.raises(DataError, match="format_version 1, this code reads 2"):
+    edit_manifest(dataset, lambda d: d.update(format_version=2))
+    with pytest.raises(DataError, match="format_version 2, this code reads 3"):
         mf.verify_shards(dataset)
 
 

@@ -24,6 +24,7 @@ from pipelines import render
 from pipelines.formats import shards
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.signal.labels import map_symbols
+from pipelines.signal.rhythm import RR_COLUMNS, rr_intervals
 from pipelines.render import RenderConfig, run_render
 from pipelines.formats import beats as beats_format
 from pipelines.imaging import draw
@@ -31,11 +32,8 @@ from tests.test_parallel import cluster  # noqa: F401  (the 2-worker LocalCluste
 
 REPO = Path(__file__).resolve().parents[1]
 
-BEATS_SCHEMA = pa.schema([
-    ("beat_id", pa.string()), ("record", pa.string()), ("lead", pa.string()), ("fs", pa.float64()),
-    ("r_sample", pa.int64()), ("symbol", pa.string()), ("aami", pa.string()), ("jun8", pa.string()),
-    ("start", pa.int64()), ("end", pa.int64()), ("signal", pa.list_(pa.float32())),
-])
+# the public schema, with nullable signals so that tests can write the faults the reader must catch
+BEATS_SCHEMA = pa.schema([f.with_nullable(True) for f in beats_format.BEATS_SCHEMA])
 
 
 def synthetic_beat(length: int, rng: np.random.Generator) -> np.ndarray:
@@ -69,6 +67,8 @@ def write_beats_table(path: str | Path, records: dict[str, Sequence[str | None]]
             rows["signal"].append(None if sig is None else sig.tolist())
     rows["aami"] = list(map_symbols(rows["symbol"], "aami"))
     rows["jun8"] = list(map_symbols(rows["symbol"], "jun8"))
+    rr = rr_intervals(np.array(rows["r_sample"]), np.array(rows["record"]), 360.0)
+    rows.update({c: [None if np.isnan(v) else float(v) for v in rr[c]] for c in RR_COLUMNS})
     table = pa.Table.from_pydict(rows, schema=BEATS_SCHEMA)
     if shuffle:
         table = table.take(np.random.default_rng(seed + 1).permutation(table.num_rows))
@@ -123,7 +123,12 @@ def beats(tmp_path) -> Path:
     ({"shard_mb": 0}, "render.shard_mb"),
     ({"row_group_rows": 0}, "render.row_group_rows"),
     ({"workers": -1}, "render.workers"),
-    ({"size": "big"}, "render: bad value"),
+    ({"size": "big"}, "render.size: expected an integer, got 'big'"),
+    ({"size": 128.9}, "render.size: expected an integer"),
+    ({"crops": {"materialise": "false"}}, "render.crops.materialise: expected a boolean"),
+    ({"scale": {"time": "warp"}}, "render.scale.time"),
+    ({"scale": {"mv_range": [2.0, 1.0]}}, "render.scale.mv_range"),
+    ({"engine": "matplotlib", "scale": {"time": "fixed"}}, "render.scale: the matplotlib engine"),
 ])
 def test_bad_params_raise_config_error(params, match):
     with pytest.raises(ConfigError, match=match):
@@ -190,14 +195,16 @@ def test_schema_and_huggingface_metadata(tmp_path, beats):
     out = tmp_path / "out"
     manifest = run_render("annotations", beats, out, config())
     schema = pq.read_schema(out / manifest["shards"][0]["file"])
-    assert schema.names == ["beat_id", "record", "r_sample", "symbol", "aami", "jun8", "crop", "image"]
-    assert [str(t) for t in schema.types] == ["string", "string", "int64", "string", "string", "string", "int8",
+    assert schema.names == ["beat_id", "record", "r_sample", "symbol", "aami", "jun8", *RR_COLUMNS, "crop", "image"]
+    assert [str(t) for t in schema.types] == ["string", "string", "int64", "string", "string", "string",
+                                              *["float"] * len(RR_COLUMNS), "int8",
                                               "struct<bytes: binary, path: string>"]
     hf = json.loads(schema.metadata[b"huggingface"])
     assert hf == {"info": {"features": {
         "beat_id": {"dtype": "string", "_type": "Value"}, "record": {"dtype": "string", "_type": "Value"},
         "r_sample": {"dtype": "int64", "_type": "Value"}, "symbol": {"dtype": "string", "_type": "Value"},
         "aami": {"dtype": "string", "_type": "Value"}, "jun8": {"dtype": "string", "_type": "Value"},
+        **{c: {"dtype": "float32", "_type": "Value"} for c in RR_COLUMNS},
         "crop": {"dtype": "int8", "_type": "Value"}, "image": {"_type": "Image"}}}}
     ours = json.loads(schema.metadata[b"ecg_images"])
     assert ours["classes"] == {"aami": ["N", "S", "V", "F", "Q"],

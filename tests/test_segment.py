@@ -69,6 +69,25 @@ def test_annotations_jun_windows_by_hand():
         np.testing.assert_array_equal(w, np.arange(s, e, dtype=np.float32) * np.float32(0.001))
 
 
+def test_rr_columns_come_from_the_whole_beat_sequence():
+    # beats 100 400 700 1000 1300 (the edges are dropped for their windows, yet bound the RR of the rest)
+    res = segment_annotations(_record(), _config(window="jun", jun_gap_ms=55.6))
+    ms = 1000.0 / FS
+    np.testing.assert_allclose(res.rr["rr_pre_ms"], [300 * ms] * 3)
+    np.testing.assert_allclose(res.rr["rr_post_ms"], [300 * ms] * 3)
+    np.testing.assert_allclose(res.rr["rr_local_ms"], [np.nan, 300 * ms, 300 * ms])   # beat 400: one interval before
+    np.testing.assert_allclose(res.rr["rr_record_ms"], [300 * ms] * 3)
+    assert res.counts["rr_missing"] == {"rr_pre_ms": 0, "rr_post_ms": 0, "rr_local_ms": 1, "rr_record_ms": 0}
+    # a premature detection shortens its pre-RR and lengthens its post-RR
+    det = segment_detections(_record(), np.array([100, 400, 600, 1000, 1300]), _config("christov", window="jun"))
+    assert det.r_sample.tolist() == [400, 600, 1000]
+    np.testing.assert_allclose(det.rr["rr_pre_ms"], [300 * ms, 200 * ms, 400 * ms])
+    table = beats_table([res, det.__class__(**{**det.__dict__, "record": "t2"})])
+    assert table.column("rr_local_ms").null_count == 2
+    np.testing.assert_allclose(table.column("rr_pre_ms").to_numpy(zero_copy_only=False)[:3], [300 * ms] * 3,
+                               rtol=1e-6)
+
+
 def test_annotations_midpoint_windows_by_hand():
     res = segment_annotations(_record(), _config(window="midpoint"))
     assert res.start.tolist() == [400 - 150, 700 - 150, 1000 - 150]
@@ -146,7 +165,7 @@ def test_detection_scores_ignore_extra_symbols_but_labels_use_them():
 def test_config_validation():
     with pytest.raises(ConfigError, match="unknown method"):
         SegmentConfig("pan-tompkins")
-    with pytest.raises(ConfigError, match="unknown window"):
+    with pytest.raises(ConfigError, match="segment.window: expected 'jun', 'midpoint' or 'fixed', got 'hann'"):
         _config(window="hann")
     with pytest.raises(ConfigError, match="extra_symbols"):
         _config(extra_symbols="!")

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from ..core.errors import DataError
 from ..core.files import atomic_path
 from ..signal.labels import map_symbols
+from ..signal.rhythm import RR_COLUMNS
 
 #: Schema metadata key holding the JSON provenance (params and counts) of a beats table.
 METADATA_KEY = "ecg_beats"
@@ -52,16 +53,18 @@ BEATS_SCHEMA = pa.schema([
     pa.field("jun8", pa.string()),
     pa.field("start", pa.int64(), nullable=False),
     pa.field("end", pa.int64(), nullable=False),
+    *(pa.field(c, pa.float32()) for c in RR_COLUMNS),   # rhythm: null at the record's edges
     pa.field("signal", pa.list_(pa.float32()), nullable=False),
 ])
-
-#: Columns the render stage reads (``lead``, ``fs``, ``start``, ``end`` are not needed to draw).
-RENDER_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", "signal")
 
 _LABEL_SCHEMA = pa.schema([
     pa.field("beat_id", pa.string()), pa.field("record", pa.string()), pa.field("r_sample", pa.int64()),
     pa.field("symbol", pa.string()), pa.field("aami", pa.string()), pa.field("jun8", pa.string()),
+    *(pa.field(c, pa.float32()) for c in RR_COLUMNS), pa.field("fs", pa.float64()), pa.field("start", pa.int64()),
 ])
+
+#: Columns the render stage reads (``lead`` and ``end`` are not needed to draw).
+RENDER_COLUMNS: tuple[str, ...] = tuple(_LABEL_SCHEMA.names) + ("signal",)
 
 
 # ----------------------------------------------------------------------------------------- writing
@@ -105,12 +108,20 @@ def beats_table(results: Sequence[Any], metadata: Mapping[str, Any] | None = Non
         pa.array(map_symbols(symbol, "jun8"), pa.string(), from_pandas=True),
         pa.array(cat("start", np.int64), pa.int64()),
         pa.array(cat("end", np.int64), pa.int64()),
+        *(pa.array(_rr(ordered, c), pa.float32(), from_pandas=True) for c in RR_COLUMNS),
         signal,
     ]
     schema = BEATS_SCHEMA
     if metadata is not None:
         schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _rr(ordered: Sequence[Any], column: str) -> np.ndarray:
+    """One RR column over all records (float32; NaN, written as null, where undefined or not computed)."""
+    parts = [np.asarray(getattr(res, "rr", {}).get(column, np.full(len(res.r_sample), np.nan)), dtype=np.float32)
+             for res in ordered]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def write_beats(table: pa.Table, path: str | os.PathLike) -> None:
@@ -159,7 +170,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 class Beats:
     """The beats of a beats table, sorted by (record, r_sample), split into labels and samples.
 
-    ``meta`` holds the label columns (beat_id, record, r_sample, symbol, aami, jun8); beat ``i``'s
+    ``meta`` holds the label columns (beat_id, record, r_sample, symbol, aami, jun8), the RR columns,
+    ``fs`` and ``start`` (the window's first sample, so ``r_sample - start`` is the R index); beat ``i``'s
     samples are ``values[offsets[i]:offsets[i + 1]]`` (float32, the pyarrow ListArray layout).
     """
 

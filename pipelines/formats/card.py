@@ -100,6 +100,11 @@ _FIELD_DOCS: dict[str, tuple[str, str]] = {
     "symbol": ("sc:Text", "MIT-BIH beat annotation symbol (null: a detection with no reference beat)."),
     "aami": ("sc:Text", "AAMI EC57 class: N, S, V, F or Q (null: none)."),
     "jun8": ("sc:Text", "Jun et al. 2018 class: NOR, PVC, PAB, RBB, LBB, APC, VFW or VEB (null: none)."),
+    "rr_pre_ms": ("sc:Float", "Rhythm: ms from the previous R-peak of the record's beat sequence (null: first beat)."),
+    "rr_post_ms": ("sc:Float", "Rhythm: ms to the next R-peak (null: last beat)."),
+    "rr_local_ms": ("sc:Float", "Rhythm: mean of the up to 10 RR intervals before rr_pre_ms (causal; null for the "
+                    "first two beats)."),
+    "rr_record_ms": ("sc:Float", "Rhythm: median RR interval of the record."),
     "crop": ("sc:Integer", "0 = the original image; 1..9 = the nine crops (rows {0,16,32} x columns "
              "{0,16,32}, row-major), resized back to the image size."),
     "image": ("sc:ImageObject", "The beat image: PNG, 8-bit grayscale."),

@@ -41,12 +41,13 @@ import pyarrow.parquet as pq
 
 from ..core.files import sha256_file
 from ..signal.labels import AAMI_CLASSES, JUN8_CLASSES
+from ..signal.rhythm import RR_COLUMNS
 from .png import (DEFAULT_PNG_LEVEL, IMAGE_TYPE, PNG_FILTER, decode_images, decode_png,  # noqa: F401 (re-exported)
                   encode_png, image_array)
 
 #: Version of the image-shard format (bumped on any change of columns, metadata or layout).
 #: 2: shards under ``data/<config>/<split>-*.parquet`` (originals / crops x train / test / paced).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 #: Schema metadata key of the Hugging Face features JSON.
 HF_METADATA_KEY = "huggingface"
@@ -70,6 +71,7 @@ SCHEMA = pa.schema([
     pa.field("symbol", pa.string()),
     pa.field("aami", pa.string()),
     pa.field("jun8", pa.string()),
+    *(pa.field(c, pa.float32()) for c in RR_COLUMNS),
     pa.field("crop", pa.int8()),
     pa.field("image", IMAGE_TYPE),
 ])
@@ -78,7 +80,7 @@ SCHEMA = pa.schema([
 LABEL_COLUMNS: tuple[str, ...] = ("symbol", "aami", "jun8")
 
 #: The non-image columns (the row index a reader builds without touching the PNG bytes).
-META_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", "crop")
+META_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", *RR_COLUMNS, "crop")
 
 #: Columns with few distinct values: dictionary-encoded in the Parquet files.
 _DICTIONARY_COLUMNS = ["record", "symbol", "aami", "jun8"]
@@ -114,7 +116,8 @@ def hf_features() -> dict[str, Any]:
         if field.type == IMAGE_TYPE:
             features[field.name] = {"_type": "Image"}
         else:
-            features[field.name] = {"dtype": str(field.type), "_type": "Value"}
+            dtype = {"float": "float32", "double": "float64"}.get(str(field.type), str(field.type))
+            features[field.name] = {"dtype": dtype, "_type": "Value"}
     return features
 
 

@@ -10,7 +10,7 @@ or a NaN or infinite sample (``non_finite``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import cv2
@@ -24,6 +24,7 @@ from ..formats import shards
 from ..formats.beats import Beats
 from .crops import INTERPOLATIONS as crop_interpolations
 from .crops import nine_crops
+from .scale import ImageScale
 
 #: Drawing engines (``render.engine``).
 ENGINES: tuple[str, ...] = ("raster", "matplotlib")
@@ -60,13 +61,14 @@ class RenderConfig:
     >>> RenderConfig.from_params({"engine": "svg"})
     Traceback (most recent call last):
     ...
-    pipelines.core.errors.ConfigError: render.engine: unknown engine 'svg'; expected one of ['matplotlib', 'raster']
+    pipelines.core.errors.ConfigError: params.yaml: render.engine: expected 'raster' or 'matplotlib', got 'svg'
     """
 
     engine: str = "raster"
     size: int = 128
     margin: float = 0.05
     line_width: float = 1.5
+    scale: ImageScale = field(default_factory=ImageScale)
     materialise: bool = True
     crop_size: int = 96
     crop_offsets: tuple[int, ...] = (0, 16, 32)
@@ -81,67 +83,20 @@ class RenderConfig:
 
     @classmethod
     def from_params(cls, render: Mapping[str, Any]) -> "RenderConfig":
-        """Build from the ``render`` params section; raise :class:`ConfigError` on bad values."""
-        if not isinstance(render, Mapping):
-            raise ConfigError("render: expected a mapping of render params")
-        crops = render.get("crops") or {}
-        if not isinstance(crops, Mapping):
-            raise ConfigError("render.crops: expected a mapping")
-        d = cls()
-        try:
-            cfg = cls(
-                engine=str(render.get("engine", d.engine)),
-                size=int(render.get("size", d.size)),
-                margin=float(render.get("margin", d.margin)),
-                line_width=float(render.get("line_width", d.line_width)),
-                materialise=bool(crops.get("materialise", d.materialise)),
-                crop_size=int(crops.get("size", d.crop_size)),
-                crop_offsets=tuple(int(o) for o in crops.get("offsets", d.crop_offsets)),
-                interpolation=str(crops.get("interpolation", d.interpolation)),
-                skip_symbols=tuple(str(s) for s in (crops.get("skip_symbols", d.skip_symbols) or ())),
-                shard_mb=float(render.get("shard_mb", d.shard_mb)),
-                row_group_rows=int(render.get("row_group_rows", d.row_group_rows)),
-                compression=str(render.get("compression", d.compression)).lower(),
-                png_level=int(render.get("png_level", d.png_level)),
-                scheduler=(str(render["scheduler"]) if render.get("scheduler") else None),
-                workers=int(render.get("workers", d.workers)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"render: bad value ({exc})") from None
-        cfg.validate()
-        return cfg
+        """Build from the ``render`` params section, checked by the params schema (defaults filled in).
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first param that cannot work."""
-        if self.engine not in ENGINES:
-            raise ConfigError(f"render.engine: unknown engine {self.engine!r}; expected one of {sorted(ENGINES)}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ConfigError(f"render.crops.interpolation: unknown interpolation {self.interpolation!r}; "
-                              f"expected one of {sorted(INTERPOLATIONS)}")
-        if not 8 <= self.size <= 4096:
-            raise ConfigError(f"render.size: {self.size} is not in [8, 4096]")
-        if not 0.0 <= self.margin < 0.5:
-            raise ConfigError(f"render.margin: {self.margin} is not in [0, 0.5)")
-        if not self.line_width > 0:
-            raise ConfigError(f"render.line_width: {self.line_width} must be positive")
-        if len(self.crop_offsets) != 3:
-            raise ConfigError(f"render.crops.offsets: {list(self.crop_offsets)} must hold 3 offsets (nine crops)")
-        if not 0 < self.crop_size <= self.size:
-            raise ConfigError(f"render.crops.size: {self.crop_size} is not in (0, render.size={self.size}]")
-        if any(o < 0 or o + self.crop_size > self.size for o in self.crop_offsets):
-            raise ConfigError(f"render.crops.offsets: {list(self.crop_offsets)} put a {self.crop_size}-pixel crop "
-                              f"outside the {self.size}-pixel image")
-        if not self.shard_mb > 0:
-            raise ConfigError(f"render.shard_mb: {self.shard_mb} must be positive")
-        if self.row_group_rows < 1:
-            raise ConfigError(f"render.row_group_rows: {self.row_group_rows} must be positive")
-        if self.compression not in COMPRESSIONS:
-            raise ConfigError(f"render.compression: unknown codec {self.compression!r}; expected one of "
-                              f"{list(COMPRESSIONS)}")
-        if not 0 <= self.png_level <= 9:
-            raise ConfigError(f"render.png_level: {self.png_level} is not in [0, 9]")
-        if self.workers < 0:
-            raise ConfigError(f"render.workers: {self.workers} must be >= 0 (0 = all cores)")
+        Raises :class:`ConfigError` naming the key of each bad value.
+        """
+        from ..core.params import validate_section
+
+        r = validate_section("render", render)
+        return cls(engine=r.engine, size=r.size, margin=r.margin, line_width=r.line_width,
+                   scale=ImageScale(**{k: (tuple(v) if isinstance(v, list) else v)
+                                       for k, v in r.scale.model_dump().items()}),
+                   materialise=r.crops.materialise, crop_size=r.crops.size, crop_offsets=tuple(r.crops.offsets),
+                   interpolation=r.crops.interpolation, skip_symbols=tuple(r.crops.skip_symbols),
+                   shard_mb=r.shard_mb, row_group_rows=r.row_group_rows, compression=r.compression,
+                   png_level=r.png_level, scheduler=r.scheduler, workers=r.workers)
 
     @property
     def n_crops(self) -> int:
@@ -155,13 +110,16 @@ class RenderConfig:
 
     def output_params(self) -> dict[str, Any]:
         """The params that determine the output (all but :data:`EXECUTION_PARAMS`), as in params.yaml."""
-        return {
+        out: dict[str, Any] = {
             "engine": self.engine, "size": self.size, "margin": self.margin, "line_width": self.line_width,
             "crops": {"materialise": self.materialise, "size": self.crop_size, "offsets": list(self.crop_offsets),
                       "interpolation": self.interpolation, "skip_symbols": list(self.skip_symbols)},
             "shard_mb": self.shard_mb, "row_group_rows": self.row_group_rows, "compression": self.compression,
             "png_level": self.png_level,
         }
+        if not self.scale.is_recipe:  # the recipe's scales are left out: older image sets keep their hash
+            out["scale"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.scale).items()}
+        return out
 
     def scheduler_address(self) -> str | None:
         """``scheduler``, else the ``DASK_SCHEDULER_ADDRESS`` environment variable, else None (local)."""
@@ -241,16 +199,35 @@ class EncodedChunk:
         return np.diff(self.offsets)
 
 
-def draw(values: np.ndarray, offsets: np.ndarray, cfg: RenderConfig) -> np.ndarray:
-    """Draw beats with the configured engine: uint8 (n, size, size)."""
+@dataclass
+class BeatGeometry:
+    """Per-beat inputs of the fixed scales: R index in the window, sampling rate, record amplitude."""
+
+    r_index: np.ndarray
+    fs: np.ndarray
+    amp: np.ndarray | None = None
+
+    def take(self, a: int, b: int) -> "BeatGeometry":
+        return BeatGeometry(self.r_index[a:b], self.fs[a:b], None if self.amp is None else self.amp[a:b])
+
+
+def draw(values: np.ndarray, offsets: np.ndarray, cfg: RenderConfig, geometry: BeatGeometry | None = None
+         ) -> np.ndarray:
+    """Draw beats with the configured engine and scales: uint8 (n, size, size)."""
     if cfg.engine == "raster":
-        from .raster import render_beats
-        return render_beats(values, offsets, size=cfg.size, margin=cfg.margin, line_width=cfg.line_width)
+        if cfg.scale.is_recipe:
+            from .raster import render_beats
+            return render_beats(values, offsets, size=cfg.size, margin=cfg.margin, line_width=cfg.line_width)
+        from .scale import render_beats_scaled
+        g = geometry or BeatGeometry(np.zeros(0, np.int64), np.zeros(0))
+        return render_beats_scaled(values, offsets, scale=cfg.scale, r_index=g.r_index, fs=g.fs, amp=g.amp,
+                                   size=cfg.size, margin=cfg.margin, line_width=cfg.line_width)
     from .recipe import render_beats as recipe_render
     return recipe_render(values, offsets, size=cfg.size)
 
 
-def render_chunk(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, cfg: RenderConfig) -> EncodedChunk:
+def render_chunk(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, cfg: RenderConfig,
+                 geometry: BeatGeometry | None = None) -> EncodedChunk:
     """Draw a chunk of beats, add the nine crops of the ``augment`` beats, PNG-encode every row.
 
     Parameters
@@ -260,6 +237,8 @@ def render_chunk(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, c
     augment : ndarray of bool
         Beats that get crop rows 1..9.
     cfg : RenderConfig
+    geometry : BeatGeometry, optional
+        The chunk's beats' R index, sampling rate (and record amplitude): needed by fixed scales.
 
     Returns
     -------
@@ -269,7 +248,7 @@ def render_chunk(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, c
     if in_dask_worker():
         cv2.setNumThreads(1)  # one task per worker thread: no OpenCV thread pool on top
     n = len(offsets) - 1
-    images = np.asarray(draw(values, offsets, cfg))
+    images = np.asarray(draw(values, offsets, cfg, geometry))
     if images.shape != (n, cfg.size, cfg.size) or images.dtype != np.uint8:
         raise RuntimeError(f"render engine {cfg.engine!r} returned {images.dtype} {images.shape}, "
                            f"expected uint8 {(n, cfg.size, cfg.size)}")

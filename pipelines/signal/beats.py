@@ -27,6 +27,7 @@ from ..core.errors import ConfigError, DataError
 from ..records.annotations import annotation_exclusions, excluded_counts, merge_counts
 from .labels import BEAT_SYMBOLS
 from .quality import QUALITY_REASONS, QualitySpec, screen_beats
+from .rhythm import RR_COLUMNS, rr_intervals
 from .windows import DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples
 
 #: Beat-finding methods (``--method``).
@@ -58,16 +59,6 @@ class SegmentConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"--method: unknown method {self.method!r}; expected one of {list(METHODS)}")
-        if not isinstance(self.lead, str) or not self.lead:
-            raise ConfigError(f"segment.lead: expected a lead name, got {self.lead!r}")
-        for name in ("match_tolerance_ms", "refine_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 0:
-                raise ConfigError(f"segment.{name}: expected a finite number >= 0 (ms), got {value!r}")
-        bad = [s for s in self.extra_symbols if not isinstance(s, str) or not s]
-        if bad:
-            raise ConfigError(f"segment.extra_symbols: expected annotation symbols (strings), got {bad!r}")
 
     @property
     def beat_symbols(self) -> tuple[str, ...]:
@@ -76,22 +67,20 @@ class SegmentConfig:
 
     @classmethod
     def from_params(cls, segment: Mapping[str, Any], method: str, annotator: str = "atr") -> "SegmentConfig":
-        """Build from the ``segment`` section of ``params.yaml`` and ``ingest.annotator``."""
-        if not isinstance(segment, Mapping):
-            raise ConfigError(f"segment: expected a mapping, got {type(segment).__name__}")
-        extra = segment.get("extra_symbols") or []
-        if isinstance(extra, str) or not isinstance(extra, Sequence):
-            raise ConfigError(f"segment.extra_symbols: expected a list of symbols, got {extra!r}")
-        christov = segment.get("christov") or {}
+        """Build from the ``segment`` section of ``params.yaml`` (checked by the params schema, defaults
+        filled in) and ``ingest.annotator``."""
+        from ..core.params import validate_section
+
+        section = validate_section("segment", segment).model_dump()
         return cls(
             method=method,
-            window=WindowSpec.from_params(segment),
-            lead=segment.get("lead", "MLII"),
+            window=WindowSpec.from_params(section),
+            lead=section["lead"],
             annotator=annotator,
-            extra_symbols=tuple(extra),
-            match_tolerance_ms=segment.get("match_tolerance_ms", 150.0),
-            refine_ms=christov.get("refine_ms", 50.0),
-            quality=QualitySpec.from_params(segment),
+            extra_symbols=tuple(section["extra_symbols"]),
+            match_tolerance_ms=float(section["match_tolerance_ms"]),
+            refine_ms=float(section["christov"]["refine_ms"]),
+            quality=QualitySpec.from_params(section),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -132,10 +121,28 @@ class RecordBeats:
     values: np.ndarray
     offsets: np.ndarray
     counts: dict[str, Any]
+    rr: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_beats(self) -> int:
         return int(self.r_sample.size)
+
+
+def sequence_rr(r_peaks: np.ndarray, fs: float, keep: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """RR columns of the kept beats, from the whole beat sequence of the record, and the nulls per column.
+
+    The intervals come from every beat of the sequence (a beat dropped for its window still bounds
+    its neighbours' RR), so they do not depend on the window or quality settings.
+
+    Examples
+    --------
+    >>> rr, missing = sequence_rr(np.array([0, 360, 720, 1080]), 360.0, np.array([False, True, True, False]))
+    >>> rr["rr_pre_ms"].tolist(), missing["rr_local_ms"]
+    ([1000.0, 1000.0], 1)
+    """
+    full = rr_intervals(r_peaks, np.zeros(len(r_peaks), dtype=np.int8), fs)
+    rr = {c: full[c][keep] for c in RR_COLUMNS}
+    return rr, {c: int(np.isnan(v).sum()) for c, v in rr.items()}
 
 
 def value_counts(values: np.ndarray) -> dict[str, int]:
@@ -224,17 +231,18 @@ def segment_annotations(record, config: SegmentConfig, database: str = "mitdb") 
     sample, symbol, skipped = reference_beats(ann_sample, ann_symbol, config.beat_symbols)
     windows, screened = _windows_and_values(where, record, sample, config)
     keep, values, offsets = screened.keep, screened.values, screened.offsets
+    rr, rr_missing = sequence_rr(sample, float(record.fs), keep)
     counts = {
         "lead": record.lead, "fs": float(record.fs), "n_samples": int(record.signal.shape[0]),
         "reference_beats": int(sample.size), "reference_symbols": value_counts(symbol),
         "beats": int(keep.sum()), "symbols": value_counts(symbol[keep]),
         "dropped": _dropped(windows, screened), "dropped_symbols": _dropped_symbols(windows, screened, symbol),
         "skipped_non_beat": skipped, "window_samples": config.window.in_samples(record.fs),
-        "excluded_annotations": excluded, "flat_lead": screened.flat_lead,
+        "excluded_annotations": excluded, "flat_lead": screened.flat_lead, "rr_missing": rr_missing,
     }
     return RecordBeats(record=record.name, lead=record.lead, fs=float(record.fs), r_sample=sample[keep],
                        symbol=symbol[keep], start=windows.start[keep], end=windows.end[keep], values=values,
-                       offsets=offsets, counts=counts)
+                       offsets=offsets, counts=counts, rr=rr)
 
 
 def label_detections(detected: np.ndarray, ref_sample: np.ndarray, ref_symbol: np.ndarray,
@@ -284,6 +292,7 @@ def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, databas
     windows, screened = _windows_and_values(where, record, peaks, config)
     keep, values, offsets = screened.keep, screened.values, screened.offsets
     kept_symbol = symbol[keep]
+    rr, rr_missing = sequence_rr(peaks, fs, keep)
     counts = {
         "lead": record.lead, "fs": fs, "n_samples": int(record.signal.shape[0]),
         "tp": scores["tp"], "fp": scores["fp"], "fn": scores["fn"],
@@ -293,11 +302,11 @@ def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, databas
         "unlabelled": int(np.count_nonzero(pd.isna(kept_symbol))),
         "dropped": _dropped(windows, screened), "dropped_symbols": _dropped_symbols(windows, screened, symbol),
         "skipped_non_beat": skipped, "window_samples": config.window.in_samples(fs),
-        "excluded_annotations": excluded, "flat_lead": screened.flat_lead,
+        "excluded_annotations": excluded, "flat_lead": screened.flat_lead, "rr_missing": rr_missing,
     }
     return RecordBeats(record=record.name, lead=record.lead, fs=fs, r_sample=peaks[keep], symbol=kept_symbol,
                        start=windows.start[keep], end=windows.end[keep], values=values, offsets=offsets,
-                       counts=counts)
+                       counts=counts, rr=rr)
 
 
 def segment_christov(record, config: SegmentConfig, database: str = "mitdb") -> RecordBeats:
@@ -327,7 +336,7 @@ def segment_record(record, config: SegmentConfig, database: str = "mitdb") -> Re
 # --------------------------------------------------------------------------------------------- report
 
 _SUMMED = ("reference_beats", "beats", "detections", "unlabelled", "tp", "fp", "fn")
-_COUNTED = ("reference_symbols", "symbols", "dropped", "skipped_non_beat")
+_COUNTED = ("reference_symbols", "symbols", "dropped", "skipped_non_beat", "rr_missing")
 
 
 def _add_counts(total: dict[str, int], part: Mapping[str, int]) -> None:
