@@ -21,14 +21,17 @@ import numpy as np
 
 
 def thickness(top: np.ndarray, bot: np.ndarray) -> float:
-    """The trace's thickness (px): the most common run length of the columns (flat stretches; a
-    sloped trace leaves longer runs).
+    """The trace's thickness (px): the most common run length among the columns' shorter half (flat
+    stretches; a sloped or noisy trace leaves longer runs).
 
-    >>> thickness(np.array([3., 3., 1., 5.]), np.array([4., 4., 6., 5.]))
+    >>> thickness(np.array([3., 3., 1., 5., 0., 0.]), np.array([4., 4., 6., 5., 20., 20.]))
     2.0
     """
     runs = (bot - top + 1)[np.isfinite(top)].astype(np.int64)
-    return float(np.argmax(np.bincount(runs))) if len(runs) else float("nan")
+    if not len(runs):
+        return float("nan")
+    short = runs[runs <= np.median(runs)]
+    return float(np.argmax(np.bincount(short)))
 
 
 def column_points(top: np.ndarray, bot: np.ndarray, cen: np.ndarray, thick: float

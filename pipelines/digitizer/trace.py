@@ -131,7 +131,7 @@ def _follow(ink, weight, x0, x1, y0, reach, home, pull):  # pragma: no cover - c
 
 
 def follow(ink: np.ndarray, weight: np.ndarray, x0: int, x1: int, y0: float, reach: float,
-           home: float | None = None, pull: float = 0.25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           home: float | None = None, pull: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Follow a trace over columns ``x0..x1`` from row ``y0``: per column the chosen run's top and
     bottom rows and darkness-weighted centre (float64, NaN where no ink within ``reach`` px).
 
