@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_params(args.params)
     host = args.host or settings.webapp["host"]
     port = args.port or int(settings.webapp["port"])
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    app = create_app(settings)
+    loaded = app.state.models.preload()                 # once per process, before the first request
+    print(f"webapp: models loaded for {loaded or 'nothing (see the page)'}; http://{host}:{port}", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
 
 

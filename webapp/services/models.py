@@ -18,7 +18,7 @@ import numpy as np
 #: Keys of ``run.json`` copied into the model card.
 CARD_KEYS = ("run", "model", "method", "folds", "labels", "classes", "untrained_classes", "rhythm", "image_size",
              "input_size", "k", "data_hash", "params_hash", "code_hash", "n_test_beats", "accuracy",
-             "balanced_accuracy", "logit_adjustment", "selection")
+             "balanced_accuracy", "decision_prior", "selection")
 
 
 @dataclass
@@ -66,13 +66,37 @@ def model_card(name: str, run: dict[str, Any], reports_dir: Path) -> dict[str, A
     return card
 
 
+class GraphModel:
+    """A Keras model called through one ``tf.function`` (traced once, shapes relaxed): a single image
+    costs ~7 ms instead of ~65 ms eagerly (benchmarks/bench_webapp.py). Called as the model is."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    @property
+    def output_shape(self):
+        return self.model.output_shape
+
+    def __call__(self, inputs, training: bool = False):
+        return self._fn(inputs)
+
+
 def load_run(directory: Path, reports_dir: Path) -> LoadedRun:
-    """Load ``models/<run>`` (every fold, its prior correction); :class:`pipelines.DataError` naming a bad file."""
+    """Load ``models/<run>`` (every fold, its prior correction) and warm it up; :class:`pipelines.DataError`
+    naming a bad file."""
+    from pipelines import RHYTHM_FEATURES
     from training.predict import load_folds, read_run
 
     run = read_run(directory)
-    folds = load_folds(directory, run)
-    return LoadedRun(directory.name, directory, run, folds, model_card(directory.name, run, reports_dir))
+    folds = [(GraphModel(model), bias) for model, bias in load_folds(directory, run)]
+    loaded = LoadedRun(directory.name, directory, run, folds, model_card(directory.name, run, reports_dir))
+    size = int(run.get("image_size") or run["params"]["input_size"])
+    for n in (1, 3):                                    # trace now, not on the first request
+        loaded.predict(np.full((n, size, size), 255, np.uint8), np.zeros((n, len(RHYTHM_FEATURES)), np.float32))
+    return loaded
 
 
 def missing_message(directory: Path) -> str:
@@ -101,6 +125,10 @@ class ModelStore:
                     return None
                 self._loaded[role] = load_run(directory, self.reports_dir)
             return self._loaded[role]
+
+    def preload(self) -> list[str]:
+        """Load (and trace) every run that is on disk now, so that the first request does not wait; their roles."""
+        return [role for role in self.runs if self.get(role) is not None]
 
     def status(self) -> dict[str, Any]:
         """Per role: the run name, whether it is on disk, and the message when not."""

@@ -50,11 +50,11 @@ def check_fs(fs: float, cfg: PipelineConfig, where: str) -> float:
 
 
 def rewrite_header(text: str) -> str:
-    """The header with its record name and signal-file names replaced by ``upload`` / ``upload.dat``.
+    r"""The header with its record name and signal-file names replaced by ``upload`` / ``upload.dat``.
 
     Examples
     --------
-    >>> print(rewrite_header("../../etc 2 360 10\\n../x.dat 212 200 11 1024 0 0 0 MLII\\n../x.dat 212 200 11 1024 0 0 0 V5"))
+    >>> print(rewrite_header("evil 2 360 10\n../x.dat 212 200 11 1024 0 0 0 MLII\n../x.dat 212 200 11 1024 0 0 0 V5"), end="")
     upload 2 360 10
     upload.dat 212 200 11 1024 0 0 0 MLII
     upload.dat 212 200 11 1024 0 0 0 V5
@@ -172,8 +172,8 @@ class RecordBeats:
 
 def find_beats(record, cfg: PipelineConfig) -> RecordBeats:
     """Christov detection, refinement, windows, rendering and rhythm features of one record."""
-    from pipelines import (ChristovParams, WindowSpec, compute_windows, detect_r_peaks, extract_windows,
-                           refine_peaks, render_beats, rhythm_features, rr_intervals)
+    from pipelines import (RR_COLUMNS, ChristovParams, WindowSpec, compute_windows, detect_r_peaks,
+                           extract_windows, refine_peaks, render_beats, rhythm_features, rr_intervals)
 
     signal, fs = record.signal, float(record.fs)
     refine_ms = float((cfg.segment.get("christov") or {}).get("refine_ms", 50.0))
@@ -187,7 +187,7 @@ def find_beats(record, cfg: PipelineConfig) -> RecordBeats:
     images = render_beats(values, offsets, size=size, margin=float(r.get("margin", 0.05)),
                           line_width=float(r.get("line_width", 1.5))) if keep.any() else np.zeros((0, size, size), np.uint8)
     rr = rr_intervals(peaks, np.zeros(peaks.size, np.int64), fs)
-    features = rhythm_features(*(rr[c] for c in ("rr_pre_ms", "rr_post_ms", "rr_local_ms", "rr_record_ms")))
+    features = rhythm_features(*(rr[c] for c in RR_COLUMNS))
     features = np.nan_to_num(np.asarray(features, np.float32)[keep])
     return RecordBeats(peaks[keep], images, features, int(peaks.size))
 
