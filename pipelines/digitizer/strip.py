@@ -146,7 +146,7 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
     if len(rows) < n_leads:
         return Digitized("lead_missing", f"{len(rows)} trace row(s) found, {n_leads} lead(s) expected", info=info)
     bounds = np.concatenate([[0], (rows[:-1] + rows[1:]) // 2, [h]])
-    signals, recovered = [], []
+    followed = []
     for k, row in enumerate(rows):
         band = traces[bounds[k]:bounds[k + 1]]
         cols = np.nonzero(band.any(axis=0))[0]
@@ -158,8 +158,13 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         if own is not None and own[1] - own[0] >= 0.95 * (x1 - x0):  # one piece: its own ends
             x0, x1 = own
         start_rows = np.nonzero(band[:, x0])[0] + bounds[k]
-        top, bot, cen = follow(ink, weight, x0, x1, float(start_rows.mean()), reach=0.6 * px_per_mv, home=float(row))
-        thick = thickness(top, bot)
+        followed.append((x0, x1, *follow(ink, weight, x0, x1, float(start_rows.mean()), reach=0.6 * px_per_mv,
+                                         home=float(row))))
+    # one pen draws every lead: the thinnest lead's estimate (a noisy lead has few flat columns)
+    thick = min(thickness(top, bot) for _, _, top, bot, _ in followed)
+    info["thickness"] = thick
+    signals, recovered = [], []
+    for k, (row, (x0, x1, top, bot, cen)) in enumerate(zip(rows, followed)):
         gap = int(config.max_gap_ms / 1000 * px_per_s)
         covered = np.zeros(w, dtype=bool)
         covered[x0:x1 + 1] = np.isfinite(fill_gaps(np.where(np.isfinite(top), 0.0, np.nan), gap))
@@ -180,7 +185,6 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         if frac < config.min_recovered:
             return Digitized("trace_lost", f"lead {k}: {frac:.0%} of samples recovered", info=info)
         signals.append(sig)
-        info.setdefault("thickness", []).append(thick)
         info.setdefault("x_first", []).append(x_first)
         info.setdefault("baseline_from", []).append("pulse" if base is not None else "median")
     info["recovered"] = recovered
