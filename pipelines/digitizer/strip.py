@@ -157,9 +157,9 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         own = trace_extent(labels, stats, slice(max(0, row - quarter), row + quarter), min_width)
         if own is not None and own[1] - own[0] >= 0.95 * (x1 - x0):  # one piece: its own ends
             x0, x1 = own
-        start_rows = np.nonzero(band[:, x0])[0] + bounds[k]
-        followed.append((x0, x1, *follow(ink, weight, x0, x1, float(start_rows.mean()), reach=0.6 * px_per_mv,
-                                         home=float(row))))
+        ink_rows = np.nonzero(traces[:, x0])[0]  # the trace's first column: start on its ink nearest the row
+        start = float(ink_rows[np.argmin(np.abs(ink_rows - row))]) if len(ink_rows) else float(row)
+        followed.append((x0, x1, *follow(ink, weight, x0, x1, start, reach=0.6 * px_per_mv, home=float(row))))
     # one pen draws every lead: the thinnest lead's estimate (a noisy lead has few flat columns)
     thick = min(thickness(top, bot) for _, _, top, bot, _ in followed)
     info["thickness"] = thick
