@@ -78,7 +78,6 @@ def test_without_models_every_page_says_how_to_get_one(tmp_path):
 
 def test_beat_image_gets_every_class_probability_the_model_view_and_card(client, models):
     from webapp.services.beatcheck import check_beat_image, normalise_beat
-    from webapp.services.models import load_run
     from webapp.services.uploads import decode_image
 
     data = beat_png(size=48)
@@ -93,7 +92,14 @@ def test_beat_image_gets_every_class_probability_the_model_view_and_card(client,
     assert body["model"]["run"] == "beat"
     gray = decode_image(data, 10 ** 6)                                             # same answer as the run itself
     image = normalise_beat(gray, check_beat_image(gray).ink, size=32, margin=0.05)
-    expected = load_run(models / "beat", models).predict(image[None])[0]
+    import cv2
+    import keras
+
+    from training.selection import adjust
+
+    model = keras.models.load_model(models / "beat" / "fold-00" / "model.keras", compile=False)
+    x = cv2.resize(image, (16, 16), interpolation=cv2.INTER_AREA)[None, ..., None].astype(np.float32) / 255
+    expected = adjust(model.predict(x, verbose=0), np.array([0.0, 0.1, 0.2, 0.3]))[0]    # the prior of write_run
     np.testing.assert_allclose([body["probabilities"][c] for c in CLASSES], expected, atol=1e-5)
 
 
