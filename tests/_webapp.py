@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 CLASSES = ["N", "S", "V", "F"]
+#: The rhythm features of the test record run (a subset, as ``train.rhythm_features`` picks).
+FEATURES = ["log_pre_local", "log_post_local", "rr_missing"]
 
 
 def write_run(models_dir: Path, name: str, *, rhythm: bool, input_size: int = 16, image_size: int = 32,
@@ -19,14 +21,15 @@ def write_run(models_dir: Path, name: str, *, rhythm: bool, input_size: int = 16
     keras.utils.set_random_seed(seed)
     run_dir = Path(models_dir) / name
     (run_dir / "fold-00").mkdir(parents=True)
-    model = build_model("small_cnn", len(CLASSES), input_size=input_size, rhythm_features=6 if rhythm else 0)
+    model = build_model("small_cnn", len(CLASSES), input_size=input_size, rhythm_features=len(FEATURES) if rhythm else 0)
     model.save(run_dir / "fold-00" / "model.keras")
     prior = {"classes": CLASSES, "tau": 1.0, "bias": [0.0, 0.1, 0.2, 0.3], "rule": "test"}
     (run_dir / "fold-00" / "prior.json").write_text(json.dumps(prior))
     doc = {"run": name, "model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami",
            "classes": CLASSES, "untrained_classes": ["Q"], "rhythm": rhythm, "image_size": image_size,
            "input_size": input_size, "k": 1, "data_hash": "d" * 64, "params_hash": "p" * 12,
-           "params": {"input_size": input_size}, "accuracy": 0.5, "balanced_accuracy": 0.25}
+           "params": {"input_size": input_size, "rhythm_features": FEATURES}, "accuracy": 0.5,
+           "balanced_accuracy": 0.25}
     (run_dir / "run.json").write_text(json.dumps(doc))
     return run_dir
 

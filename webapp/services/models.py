@@ -42,7 +42,15 @@ class LoadedRun:
         if len(images) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         return predict_arrays(self.folds, images, int(self.run["params"]["input_size"]),
-                              features if self.run.get("rhythm") else None)
+                              self.rhythm_inputs(features) if self.run.get("rhythm") else None)
+
+    def rhythm_inputs(self, features: np.ndarray) -> np.ndarray:
+        """The columns of a full :func:`pipelines.rhythm_features` matrix that the run was trained on
+        (``params.rhythm_features`` of ``run.json``, in that order; all when absent)."""
+        from pipelines import RHYTHM_FEATURES
+
+        names = self.run["params"].get("rhythm_features") or RHYTHM_FEATURES
+        return np.asarray(features, np.float32)[:, [RHYTHM_FEATURES.index(n) for n in names]]
 
 
 def benchmark_metrics(reports_dir: Path, run_name: str) -> dict[str, Any] | None:
