@@ -62,6 +62,9 @@ def test_health_model_and_openapi(client):
     assert m["beat"]["classes"] == CLASSES and m["beat"]["data_hash"] == "d" * 64 and m["beat"]["folds"] == "ds1ds2"
     paths = set(client.get("/openapi.json").json()["paths"])
     assert paths == {"/api/beat", "/api/record", "/api/health", "/api/model"}     # no model upload, nothing else
+    page = client.get("/api-docs").text                                         # local page, not CDN Swagger UI
+    assert "POST /api/record" in page and "<td>atr</td>" in page and "cdn" not in page.lower()
+    assert client.get("/docs").status_code == 404
 
 
 def test_without_models_every_page_says_how_to_get_one(tmp_path):
@@ -268,6 +271,9 @@ def test_concurrent_clients_are_served(client):
 # ------------------------------------------------------------------------------------------------- pages
 
 def test_pages_use_only_local_assets(client):
+    for path in ("/", "/dataset", "/benchmark", "/api-docs"):
+        text = client.get(path).text
+        assert "://" not in text.replace("http://127.0.0.1", ""), path
     page = client.get("/").text
     assert "/static/app.js" in page and "http://" not in page and "https://" not in page and "cdn" not in page.lower()
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/app.css").status_code == 200

@@ -30,7 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from . import api, pages
 
     settings = settings or Settings.from_params()
-    app = FastAPI(title="ECG beat classifier", version="1.0",
+    # FastAPI's /docs and /redoc pull Swagger UI / ReDoc from a CDN: off; /api-docs renders /openapi.json locally.
+    app = FastAPI(title="ECG beat classifier", version="1.0", docs_url=None, redoc_url=None,
                   description="Classify an ECG beat image or a whole record with the models `dvc repro` builds.")
     app.state.settings = settings
     app.state.models = ModelStore(settings.models_dir, {"beat": settings.webapp["beat_run"],

@@ -28,6 +28,13 @@ async def index(request: Request):
                                                               "page": "classify"})
 
 
+@router.get("/api-docs", response_class=HTMLResponse)
+async def api_docs(request: Request):
+    """The OpenAPI document as a page (no CDN-hosted Swagger UI)."""
+    spec = request.app.openapi()
+    return templates.TemplateResponse(request, "api.html", {"page": "api", "spec": spec})
+
+
 @router.get("/dataset", response_class=HTMLResponse)
 async def dataset(request: Request, method: Optional[str] = None, cls: Optional[str] = Query(None, alias="class"),
                   record: Optional[str] = None, crop: Optional[str] = "0", page: int = 1):
