@@ -20,7 +20,7 @@ def test_default_params_give_the_papers_k_for_beats():
     train = load_params("params.yaml", "train")
     train["runs"]["b"] = {"model": "small_cnn", "method": "annotations", "folds": "beat", "labels": "aami"}
     assert run_config(train, "b").k == 10
-    assert run_config(train, "small_cnn-record").k == 5 and run_config(train, "vgg-ds1ds2").k == 1
+    assert run_config(train, "small_cnn-record").k == 5 and run_config(train, "small_cnn-ds1ds2").k == 1
 
 
 def test_the_typed_section_and_its_dict_give_the_same_run():
@@ -36,10 +36,28 @@ def test_one_integer_applies_to_both_schemes():
 
 def test_vgg_keys_reach_the_run_and_other_models_take_the_defaults():
     train = load_params("params.yaml", "train")
-    vgg = run_config(train, "vgg-ds1ds2")
+    train["runs"]["v"] = {"model": "vgg", "method": "annotations", "folds": "ds1ds2", "labels": "aami"}
+    vgg = run_config(train, "v")
     assert (vgg.width, vgg.bn_momentum) == (train["vgg"]["width"], train["vgg"]["bn_momentum"])
-    cnn = run_config(train, "small_cnn-record")
-    assert (cnn.width, cnn.bn_momentum, cnn.learning_rate) == (1.0, 0.99, train["small_cnn"]["learning_rate"])
+    cnn = run_config(train, "small_cnn-ds1ds2")
+    assert (cnn.width, cnn.bn_momentum, cnn.learning_rate) == (train["small_cnn"]["width"], 0.99,
+                                                               train["small_cnn"]["learning_rate"])
+    record = run_config(train, "small_cnn-record")           # per-run overrides of the model section
+    assert (record.max_train_images, record.epochs) == (train["runs"]["small_cnn-record"]["max_train_images"],
+                                                        train["runs"]["small_cnn-record"]["epochs"])
+    assert run_config(train, "small_cnn-beat-jun8").crops == "all" and cnn.crops == train["crops"]
+    assert cnn.timed_classes == ("S",) and run_config(train, "small_cnn-ds1ds2-image").timed_classes == ()
+
+
+def test_timed_classes_need_rhythm_and_a_trained_class_other_than_the_first():
+    train = load_params("params.yaml", "train")
+    base = {"model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami"}
+    train["runs"]["t"] = {**base, "timed_classes": ["S"]}
+    with pytest.raises(ConfigError, match="timed_classes: needs rhythm: true"):
+        run_config(train, "t")
+    train["runs"]["t"] = {**base, "rhythm": True, "timed_classes": ["N"]}
+    with pytest.raises(ConfigError, match=r"\['N'\] are not trained classes other than 'N'"):
+        run_config(train, "t")
 
 
 @pytest.mark.parametrize("k, match", [

@@ -142,3 +142,27 @@ def test_bad_model_params():
         build_model("vgg", 5, input_size=64, width=0)
     with pytest.raises(ConfigError, match="input_size must be >= 8"):
         build_model("vgg", 5, input_size=4)
+
+
+def test_timed_classes_are_told_from_the_first_class_by_rhythm_alone():
+    import keras
+    from training.models import tie_matrix
+
+    np.testing.assert_array_equal(tie_matrix(4, (1,)), [[1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    model = build_model("small_cnn", 4, input_size=16, width=0.25, rhythm_features=3, timed=(1,))
+    logits = keras.Model(model.inputs, model.get_layer("logits").output)
+    image = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
+    rhythm = np.zeros((5, 3), np.float32)
+    out = logits.predict({"image": image, "rhythm": rhythm}, verbose=0)
+    # with the rhythm input fixed, S - N is the same for every image: the image cannot tell S from N
+    np.testing.assert_allclose(out[:, 1] - out[:, 0], np.full(5, out[0, 1] - out[0, 0]), atol=1e-5)
+    assert not np.allclose(out[:, 2] - out[:, 0], out[0, 2] - out[0, 0])
+    with pytest.raises(ConfigError, match="timed classes"):
+        tie_matrix(4, (0,))
+
+
+def test_width_scales_small_cnn_and_crnn():
+    assert build_model("small_cnn", 4, input_size=32, width=0.5).count_params() < \
+        build_model("small_cnn", 4, input_size=32).count_params() / 3
+    assert build_model("crnn", 4, input_size=32, width=0.5).count_params() < \
+        build_model("crnn", 4, input_size=32).count_params() / 2

@@ -92,13 +92,13 @@ def test_every_problem_is_one_line():
 
 
 def test_cross_key_rules():
-    assert "train.runs.vgg-ds1ds2.model: 'vgg' needs a train.vgg section" in _refused(
-        {**BASE, "train": {k: v for k, v in BASE["train"].items() if k != "vgg"}})
+    assert "train.runs.crnn-ds1ds2.model: 'crnn' needs a train.crnn section" in _refused(
+        {**BASE, "train": {k: v for k, v in BASE["train"].items() if k != "crnn"}})
     assert "train.folds.k.record is missing" in _refused(_with("train.folds.k", {"beat": 10}))
     assert "ingest.records: lists 100 twice" in _refused(_with("ingest.records", ["100", 100]))
     assert "segment.fixed_after_ms: must be > 0" in _refused(_with("segment.fixed_after_ms", 0.0,
                                                                   _with("segment.window", "fixed")))
-    assert "train.runs.a b: a run name is" in _refused(_with("train.runs", {"a b": BASE["train"]["runs"]["vgg-ds1ds2"]}))
+    assert "train.runs.a b: a run name is" in _refused(_with("train.runs", {"a b": BASE["train"]["runs"]["crnn-ds1ds2"]}))
 
 
 def test_a_section_may_be_absent_but_a_present_one_is_complete(tmp_path):
@@ -240,7 +240,7 @@ def test_gpu_paper_profile_runs_only_its_run_with_the_papers_k():
 def test_quick_profile_keeps_the_default_runs():
     params = _profiled(REPO / "profiles" / "quick.yaml")
     assert list(params["train"]["runs"]) == list(BASE["train"]["runs"])
-    assert params["train"]["folds"]["k"] == {"beat": 2, "record": 2} and len(params["ingest"]["records"]) == 8
+    assert params["train"]["folds"]["k"] == {"beat": 2, "record": 2} and len(params["ingest"]["records"]) == 10
 
 
 def test_a_profile_must_say_when_it_drops_structure():
@@ -261,7 +261,7 @@ def test_overlay_keeps_comments_and_order_and_writes_a_valid_file(tmp_path):
                      if line.lstrip().startswith("#")]
     assert all(c in text for c in base_comments)
     assert "  engine: raster             # raster (fast, default) | matplotlib (the published recipe)" in text
-    assert "  extra_symbols: [\"!\"]       # non-beat symbols to keep as beats" in text
+    assert "  extra_symbols: [\"!\"]       # non-beat symbols kept as beats" in text
     assert list(yaml.safe_load(text)) == list(BASE) and yaml.safe_load(text) == _profiled(REPO / "profiles" / "gpu-paper.yaml")
     load_config(out)
     empty = _write(tmp_path / "empty.yaml", {})

@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
             "max_train_images": 0}
     write_params(d / "params.yaml", train_params(
         runs={"r": {"model": "crnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami", "rhythm": True}},
-        crnn=crnn, class_weight="none", logit_adjustment=1.0))
+        crnn=crnn, class_weight="none", decision_prior=0.0))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-m", "training.train", "--run", "r", "--params", "params.yaml",
                            "--images", "images", "--out", "models/r", "--cache", "cache"],
@@ -57,7 +57,8 @@ def test_rhythm_run_trains_with_two_inputs_and_prior_correction(trained):
     model = keras.models.load_model(trained / "models/r/fold-00/model.keras")
     assert [i.name for i in model.inputs] == ["image", "rhythm"] and model.output_shape == (None, 4)
     prior = json.loads((trained / "models/r/fold-00/prior.json").read_text())
-    assert prior["tau"] == 1.0 and prior["bias"][0] < min(prior["bias"][1:])    # N, the frequent class, least
+    # class_weight none, decision_prior 0: bias = -log(training prior), so N (the frequent class) is raised least
+    assert prior["tau"] == 0.0 and prior["bias"][0] < min(prior["bias"][1:])
 
 
 def test_predict_matches_the_fold_predictions(trained, tmp_path, capsys):

@@ -186,7 +186,7 @@ def test_errors_before_training(workdir, tmp_path, capsys):
     write_params(tmp_path / "cap.yaml", train_params(class_weight_max_ratio=0.5))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "cap.yaml"), "--images", images, "--out", str(out))
     assert "train.class_weight_max_ratio: must be 0 (no cap) or >= 1, got 0.5" in err
-    write_params(tmp_path / "key.yaml", train_params(small_cnn={**train_params()["small_cnn"], "width": 0.5}))
+    write_params(tmp_path / "key.yaml", train_params(small_cnn={**train_params()["small_cnn"], "widht": 0.5}))
     err = _fails(capsys, "--run", "tiny", "--params", str(tmp_path / "key.yaml"), "--images", images, "--out", str(out))
-    assert "train.small_cnn.width: unknown key" in err
+    assert "train.small_cnn.widht: unknown key" in err
     assert not out.exists()

@@ -147,15 +147,20 @@ def fit_rhythm(X_train: np.ndarray, y_train: np.ndarray, n_classes: int, seed: i
     return RhythmClassifier(model, n_classes)
 
 
-def rhythm_matrix(beats: pd.DataFrame) -> np.ndarray:
+def rhythm_matrix(beats: pd.DataFrame, features: Sequence[str] | None = None) -> np.ndarray:
     """Rhythm features (:func:`pipelines.rhythm_features`) of a table with the :data:`pipelines.RR_COLUMNS`.
+
+    ``features`` picks columns of :data:`pipelines.RHYTHM_FEATURES` (all when None), so that the
+    rhythm-only baseline sees exactly what a run's rhythm branch sees.
 
     Raises
     ------
     KeyError
         Naming the missing RR columns (an image set that predates rhythm features).
     """
-    return rhythm_columns(beats)
+    from .data import select_features
+
+    return select_features(rhythm_columns(beats), features)
 
 
 def prediction_table(model: str, beats: pd.DataFrame, y_true: np.ndarray, proba: np.ndarray,
@@ -181,7 +186,7 @@ def prediction_table(model: str, beats: pd.DataFrame, y_true: np.ndarray, proba:
 
 def baseline_predictions(train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame, y_test: np.ndarray, *,
                          classes: Sequence[str], fold: int, seed: int,
-                         max_weight_ratio: float = 20.0) -> pd.DataFrame:
+                         max_weight_ratio: float = 20.0, features: Sequence[str] | None = None) -> pd.DataFrame:
     """Fit both baselines on the training beats of a fold and predict its test beats.
 
     Parameters
@@ -195,6 +200,9 @@ def baseline_predictions(train: pd.DataFrame, y_train: np.ndarray, test: pd.Data
         Class names, in model output order.
     fold, seed : int
         Fold number (the ``fold`` column) and the rhythm classifier's seed.
+    features : sequence of str, optional
+        The rhythm features the rhythm-only baseline uses (all of :data:`pipelines.RHYTHM_FEATURES`
+        when None).
 
     Returns
     -------
@@ -206,8 +214,8 @@ def baseline_predictions(train: pd.DataFrame, y_train: np.ndarray, test: pd.Data
     y_test = np.asarray(y_test, dtype=np.int64)
     if len(test) != y_test.size or len(train) != len(y_train):
         raise ValueError("train/test tables and their labels differ in length")
-    x_test = rhythm_matrix(test)
+    x_test = rhythm_matrix(test, features)
     fitted = {"majority": fit_majority(y_train, k),
-              "rhythm": fit_rhythm(rhythm_matrix(train), y_train, k, seed, max_weight_ratio=max_weight_ratio)}
+              "rhythm": fit_rhythm(rhythm_matrix(train, features), y_train, k, seed, max_weight_ratio=max_weight_ratio)}
     return pd.concat([prediction_table(name, test, y_test, fitted[name].predict_proba(x_test), classes, fold)
                       for name in BASELINES], ignore_index=True)

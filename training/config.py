@@ -53,7 +53,9 @@ class RunConfig:
     class_weight_max_ratio: float = 0.0
     rhythm: bool = False
     train_classes: tuple[str, ...] = ()
-    logit_adjustment: float = 0.0
+    decision_prior: float | str = "auto"
+    rhythm_features: tuple[str, ...] = ()
+    timed_classes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,21 @@ def _train_classes(chosen: list[str] | None, labels: str, where: str) -> tuple[s
         raise ConfigError(f"params.yaml: {where}.train_classes: {sorted(set(chosen) - set(every))} are not "
                           f"classes of labels {labels!r} {list(every)}")
     return tuple(c for c in every if c in chosen)
+
+
+def _timed(spec: Any, run: str) -> tuple[str, ...]:
+    """``timed_classes`` of a run, checked: rhythm runs only, trained classes other than the first."""
+    timed = tuple(spec.timed_classes)
+    if not timed:
+        return ()
+    where = f"params.yaml: train.runs.{run}.timed_classes"
+    if not spec.rhythm:
+        raise ConfigError(f"{where}: needs rhythm: true (a timed class is told apart by its rhythm)")
+    trained = _train_classes(spec.train_classes, spec.labels, f"train.runs.{run}")
+    bad = [c for c in timed if c not in trained[1:]]
+    if bad:
+        raise ConfigError(f"{where}: {bad} are not trained classes other than {trained[0]!r} {list(trained)}")
+    return timed
 
 
 def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
@@ -101,20 +118,22 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         k=train.folds.k_for(spec.folds),
         seed=train.seed,
         validation_fraction=float(train.folds.validation_fraction),
-        crops=train.crops,
+        crops=spec.crops or train.crops,
         class_weight=train.class_weight,
         mixed_precision=train.mixed_precision,
         shuffle_buffer=train.shuffle_buffer,
         input_size=hyper.input_size,
         batch_size=hyper.batch_size,
-        epochs=hyper.epochs,
+        epochs=spec.epochs or hyper.epochs,
         learning_rate=float(hyper.learning_rate),
         patience=hyper.patience,
-        max_train_images=hyper.max_train_images,
+        max_train_images=hyper.max_train_images if spec.max_train_images is None else spec.max_train_images,
         width=float(getattr(hyper, "width", 1.0)),
         bn_momentum=float(getattr(hyper, "bn_momentum", 0.99)),
         class_weight_max_ratio=float(train.class_weight_max_ratio),
         rhythm=spec.rhythm,
         train_classes=_train_classes(spec.train_classes, spec.labels, f"train.runs.{run}"),
-        logit_adjustment=float(train.logit_adjustment),
+        decision_prior=train.decision_prior if train.decision_prior == "auto" else float(train.decision_prior),
+        rhythm_features=tuple(train.rhythm_features),   # the rhythm branch's, and the rhythm-only baseline's
+        timed_classes=_timed(spec, run),
     )

@@ -25,7 +25,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -207,9 +207,11 @@ def rr_columns(images: ImageSet) -> dict[str, np.ndarray]:
     return {c: np.concatenate(v) for c, v in parts.items()}
 
 
-def rhythm_inputs(images: ImageSet, rows: np.ndarray | None = None) -> np.ndarray:
+def rhythm_inputs(images: ImageSet, rows: np.ndarray | None = None, names: Sequence[str] | None = None
+                  ) -> np.ndarray:
     """Rhythm features (:func:`pipelines.rhythm_features`) of image rows ``rows`` (all when None), float32.
 
+    ``names`` picks columns of :data:`pipelines.RHYTHM_FEATURES` (all when None), in that order.
     Missing intervals (record edges) are handled by ``rhythm_features``; any NaN left becomes 0.
     Raises :class:`DataError` as :func:`rr_columns` does.
     """
@@ -217,8 +219,24 @@ def rhythm_inputs(images: ImageSet, rows: np.ndarray | None = None) -> np.ndarra
 
     table = rr_columns(images)
     pick = slice(None) if rows is None else np.asarray(rows, np.int64)
-    features = rhythm_features(*(table[c][pick] for c in RR_COLUMNS))
+    features = select_features(rhythm_features(*(table[c][pick] for c in RR_COLUMNS)), names)
     return np.nan_to_num(np.asarray(features, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def select_features(features: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
+    """Columns ``names`` of a :func:`pipelines.rhythm_features` matrix (all when None or empty).
+
+    >>> select_features(np.arange(6.0)[None], ["rr_missing", "log_pre_local"]).tolist()
+    [[5.0, 0.0]]
+    """
+    from pipelines import RHYTHM_FEATURES
+
+    if not names:
+        return features
+    unknown = [n for n in names if n not in RHYTHM_FEATURES]
+    if unknown:
+        raise ConfigError(f"train.rhythm_features: unknown {unknown}; expected names of {list(RHYTHM_FEATURES)}")
+    return features[:, [RHYTHM_FEATURES.index(n) for n in names]]
 
 
 class _Reader:

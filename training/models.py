@@ -73,27 +73,63 @@ def _inputs(input_size: int, data_format: str, rhythm_features: int) -> list[Any
     return inputs
 
 
-def _with_rhythm(features: Any, inputs: list[Any], dtype: str) -> Any:
-    """Concatenate the image features with the rhythm branch (dense ``RHYTHM_UNITS``, ReLU), if any."""
+def _with_rhythm(features: Any, inputs: list[Any], dtype: str, timed: tuple[int, ...] = ()) -> Any:
+    """Concatenate the image features with the rhythm branch (dense ``RHYTHM_UNITS``, ReLU), if any.
+
+    With ``timed`` classes the rhythm branch is not concatenated here: :func:`_head` fuses it late.
+    """
     from keras import layers
 
-    if len(inputs) < 2:
+    if len(inputs) < 2 or timed:
         return features
     r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_fc")(inputs[1])
     return layers.Concatenate(dtype=dtype, name="with_rhythm")([features, r])
 
 
-def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init: str = "glorot_uniform") -> Any:
+def tie_matrix(n_classes: int, timed: tuple[int, ...], reference: int = 0) -> "Any":
+    """0/1 matrix mapping the image logits of the untimed classes to all classes: a timed class takes
+    the ``reference`` class's image logit.
+
+    >>> tie_matrix(4, (1,)).tolist()        # N S V F, S timed: image logits of N V F -> N N V F
+    [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    """
+    import numpy as np
+
+    if reference in timed or not all(0 <= c < n_classes for c in timed):
+        raise ConfigError(f"timed classes {list(timed)}: must be class indices other than the reference {reference}")
+    untimed = [c for c in range(n_classes) if c not in timed]
+    m = np.zeros((len(untimed), n_classes), np.float32)
+    for c in range(n_classes):
+        m[untimed.index(reference if c in timed else c), c] = 1.0
+    return m
+
+
+def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init: str = "glorot_uniform",
+          timed: tuple[int, ...] = ()) -> Any:
+    """Softmax classifier. With ``timed`` classes (and a rhythm input) the logits are the sum of an image
+    expert, whose logit of a timed class is the reference (first) class's, and a rhythm expert: a timed
+    class (AAMI S: normal morphology, premature timing) is told from the reference class by rhythm alone.
+    """
     import keras
     from keras import layers
 
-    x = layers.Dense(n_classes, kernel_initializer=init, dtype=dtype, name="logits")(x)
+    if timed and len(inputs) > 1:
+        image = layers.Dense(n_classes - len(timed), kernel_initializer=init, dtype=dtype, name="image_logits")(x)
+        tie = tie_matrix(n_classes, timed)
+        image = layers.Dense(n_classes, use_bias=False, trainable=False, dtype=dtype, name="tied_logits",
+                             kernel_initializer=keras.initializers.Constant(tie))(image)
+        r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_fc")(inputs[1])
+        r = layers.Dense(n_classes, dtype=dtype, name="rhythm_logits")(r)
+        x = layers.Add(dtype=dtype, name="logits")([image, r])
+    else:
+        x = layers.Dense(n_classes, kernel_initializer=init, dtype=dtype, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=name)
 
 
 def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str = "float32",
-        data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0) -> Any:
+        data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0,
+        timed: tuple[int, ...] = ()) -> Any:
     """The VGG-like network of Jun et al. 2018 (arXiv:1804.06812).
 
     Three blocks of two 3x3 convolutions (64, 128, 256 filters times ``width``), each convolution
@@ -122,7 +158,7 @@ def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str
     x = layers.ELU(dtype=dtype, name="fc_elu")(x)
     x = layers.BatchNormalization(momentum=bn_momentum, dtype=dtype, name="fc_bn")(x)
     x = layers.Dropout(0.5, dtype=dtype, name="fc_dropout")(x)
-    return _head(_with_rhythm(x, inputs, dtype), inputs, n_classes, dtype, "vgg_jun2018", init)
+    return _head(_with_rhythm(x, inputs, dtype, timed), inputs, n_classes, dtype, "vgg_jun2018", init, timed)
 
 
 def _conv_blocks(x: Any, filters: tuple[int, ...], dtype: str, data_format: str) -> Any:
@@ -139,9 +175,9 @@ def _conv_blocks(x: Any, filters: tuple[int, ...], dtype: str, data_format: str)
     return x
 
 
-def small_cnn(n_classes: int, *, input_size: int = 64, dtype: str = "float32",
-              data_format: str = "channels_last", rhythm_features: int = 0) -> Any:
-    """A small CNN: four blocks (32, 64, 128, 256 filters) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
+def small_cnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str = "float32",
+              data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = ()) -> Any:
+    """A small CNN: four blocks (32, 64, 128, 256 filters, times ``width``) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
     global average pooling, [rhythm branch], dropout 0.3, dense softmax.
 
     0.39 M parameters whatever the input size (global pooling): 390,308 for 4 classes.
@@ -149,20 +185,20 @@ def small_cnn(n_classes: int, *, input_size: int = 64, dtype: str = "float32",
     from keras import layers
 
     inputs = _inputs(input_size, data_format, rhythm_features)
-    x = _conv_blocks(inputs[0], (32, 64, 128, 256), dtype, data_format)
+    x = _conv_blocks(inputs[0], tuple(_scaled(f, width) for f in (32, 64, 128, 256)), dtype, data_format)
     x = layers.GlobalAveragePooling2D(data_format=data_format, dtype=dtype, name="gap")(x)
-    x = _with_rhythm(x, inputs, dtype)
+    x = _with_rhythm(x, inputs, dtype, timed)
     x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
-    return _head(x, inputs, n_classes, dtype, "small_cnn")
+    return _head(x, inputs, n_classes, dtype, "small_cnn", timed=timed)
 
 
-def crnn(n_classes: int, *, input_size: int = 64, dtype: str = "float32", data_format: str = "channels_last",
-         rhythm_features: int = 0) -> Any:
+def crnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str = "float32",
+         data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = ()) -> Any:
     """A convolutional-recurrent network: the image's columns are time.
 
-    Three blocks (32, 64, 128 filters) of conv 3x3, batch norm, ReLU, 2x2 max-pooling; the feature map
-    is read column by column (time = width / 8 steps of height / 8 x 128 features) by two LSTM layers
-    of 64 units (the second returns its last state); [rhythm branch], dropout 0.3, dense softmax.
+    Three blocks (32, 64, 128 filters, times ``width``) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
+    the feature map is read column by column (time = image width / 8 steps of height / 8 x channels
+    features) by two LSTM layers of 64 x ``width`` units (the second returns its last state); [rhythm branch], dropout 0.3, dense softmax.
     405,412 parameters at 64 px and 4 classes (the first LSTM's input grows with the input size).
     """
     from keras import layers
@@ -170,27 +206,30 @@ def crnn(n_classes: int, *, input_size: int = 64, dtype: str = "float32", data_f
     if data_format != "channels_last":
         raise ConfigError("crnn: only data_format='channels_last' is supported")
     inputs = _inputs(input_size, data_format, rhythm_features)
-    x = _conv_blocks(inputs[0], (32, 64, 128), dtype, data_format)
+    x = _conv_blocks(inputs[0], tuple(_scaled(f, width) for f in (32, 64, 128)), dtype, data_format)
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     x = layers.Permute((2, 1, 3), dtype=dtype, name="columns")(x)          # (width, height, channels)
     x = layers.Reshape((w, h * c), dtype=dtype, name="sequence")(x)
-    x = layers.LSTM(64, return_sequences=True, dtype=dtype, name="lstm1")(x)
-    x = layers.LSTM(64, dtype=dtype, name="lstm2")(x)
-    x = _with_rhythm(x, inputs, dtype)
+    units = _scaled(64, width)
+    x = layers.LSTM(units, return_sequences=True, dtype=dtype, name="lstm1")(x)
+    x = layers.LSTM(units, dtype=dtype, name="lstm2")(x)
+    x = _with_rhythm(x, inputs, dtype, timed)
     x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
-    return _head(x, inputs, n_classes, dtype, "crnn")
+    return _head(x, inputs, n_classes, dtype, "crnn", timed=timed)
 
 
 def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.0, dtype: str = "float32",
-                data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0) -> Any:
+                data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0,
+                timed: tuple[int, ...] = ()) -> Any:
     """Build (not compile) model ``name`` for ``n_classes`` classes under dtype policy ``dtype``.
 
-    ``rhythm_features`` > 0 adds the second input ``rhythm`` of that many features.
+    ``rhythm_features`` > 0 adds the second input ``rhythm`` of that many features; ``timed`` class
+    indices are then told from class 0 by the rhythm expert alone (:func:`_head`).
     """
     if isinstance(rhythm_features, bool) or not isinstance(rhythm_features, int) or rhythm_features < 0:
         raise ConfigError(f"rhythm_features must be an integer >= 0, got {rhythm_features!r}")
     common = {"input_size": input_size, "dtype": dtype, "data_format": data_format,
-              "rhythm_features": rhythm_features}
+              "rhythm_features": rhythm_features, "timed": tuple(timed) if rhythm_features else ()}
     if name == "vgg":
         if not width > 0:
             raise ConfigError(f"train.vgg.width must be > 0, got {width}")
@@ -203,7 +242,9 @@ def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.
         smallest = 16 if name == "small_cnn" else 8
         if input_size < smallest:
             raise ConfigError(f"train.{name}.input_size must be >= {smallest} (its 2x2 poolings), got {input_size}")
-        return (small_cnn if name == "small_cnn" else crnn)(n_classes, **common)
+        if not width > 0:
+            raise ConfigError(f"train.{name}.width must be > 0, got {width}")
+        return (small_cnn if name == "small_cnn" else crnn)(n_classes, width=width, **common)
     raise ConfigError(f"train.runs.<run>.model: unknown model {name!r}; expected one of {list(MODELS)}")
 
 

@@ -105,7 +105,8 @@ def predict(run_dir: str | os.PathLike, images_dir: str | os.PathLike) -> Any:
     images = open_images(images_dir)
     check_images(images, run, str(images_dir))
     rows = np.flatnonzero(images.rows["crop"].to_numpy() == 0)
-    extra = {"features": rhythm_inputs(images, rows)} if run.get("rhythm") else {}
+    extra = ({"features": rhythm_inputs(images, rows, run["params"].get("rhythm_features") or None)}
+             if run.get("rhythm") else {})
     y_true = true_labels(images, rows, run["labels"])
     sel = Selection(rows.astype(np.int64), np.zeros(rows.size, np.int8), np.zeros(rows.size, np.int32))
     probs = np.zeros((rows.size, len(run["classes"])), np.float64)

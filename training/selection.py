@@ -6,21 +6,26 @@ scores the validation records with the **macro F1 over the trained classes** (ea
 same), keeps the weights of the best epoch and stops after ``patience`` epochs without improvement.
 
 The decision rule is corrected for the class prior by **logit adjustment** (Menon et al. 2021,
-"Long-tail learning via logit adjustment"): ``log p(c | x) - tau * log prior(c)``, where ``prior`` is
-the class distribution the model was fitted to, i.e. the training-side class counts times their
-class weights (uniform under ``class_weight: balanced``, so the correction then vanishes; it matters
-with ``class_weight: none``). It is computed from the training side only, never the test side, and
-stored beside each fold's model (``prior.json``) so that :mod:`training.predict` applies the same
-rule.
+"Long-tail learning via logit adjustment"): the model's probabilities are fitted to the *effective*
+training prior ``pi_eff`` (training-side class counts times their class weights: uniform under
+``class_weight: balanced``); the decision is ``argmax_c log p(c | x) - log pi_eff(c) + tau * log pi(c)``,
+with ``pi`` the training-side class frequencies. ``tau = 0`` decides as if the classes were equally
+likely (high sensitivity of the rare classes, low +P where N is 89 % of beats); ``tau = 1`` is the Bayes
+decision under the training frequencies (fewer false alarms). ``train.decision_prior`` sets ``tau``, or
+``auto`` chooses it from :data:`TAUS` by the macro F1 of the validation records (the training side),
+never the test side. The correction is stored beside each fold's model (``prior.json``) so that
+:mod:`training.predict` applies the same rule.
 
 Examples
 --------
 >>> import numpy as np
->>> bias = prior_bias(np.array([0] * 90 + [1] * 10), np.ones(2), 2, tau=1.0)
->>> [round(float(b), 3) for b in bias]
-[0.105, 2.303]
->>> [round(float(p), 3) for p in adjust(np.array([[0.8, 0.2]], np.float32), bias)[0]]   # 0.8/0.9 vs 0.2/0.1
-[0.308, 0.692]
+>>> y, w = np.array([0] * 90 + [1] * 10), np.array([100 / 180, 100 / 20])    # balanced weights
+>>> [round(float(b), 3) for b in prior_bias(y, w, 2, tau=1.0)]                 # + log pi - log(1/2)
+[0.588, -1.609]
+>>> [round(float(b), 3) for b in prior_bias(y, w, 2, tau=0.0)]                 # uniform effective prior: no bias
+[0.693, 0.693]
+>>> [round(float(p), 3) for p in adjust(np.array([[0.4, 0.6]], np.float32), prior_bias(y, w, 2, 1.0))[0]]
+[0.857, 0.143]
 >>> macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1]), 2)
 0.7333333333333334
 """
@@ -38,6 +43,9 @@ from pipelines import DataError
 #: File beside ``model.keras`` holding the fold's prior correction.
 PRIOR_FILE = "prior.json"
 
+#: Weights of the training prior tried by ``decision_prior: auto``.
+TAUS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     """Mean F1 over classes ``0..n_classes-1`` (a class with no true and no predicted beat scores 0)."""
@@ -50,11 +58,31 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
 
 
 def prior_bias(y_train: np.ndarray, weights: np.ndarray, n_classes: int, tau: float) -> np.ndarray:
-    """``-tau * log(prior)`` per class; ``prior`` = training counts x class weights, normalised."""
+    """``tau * log(pi) - log(pi_eff)`` per class: ``pi`` the training class frequencies, ``pi_eff`` the
+    same times the class weights (what the model was fitted to), both normalised."""
     counts = np.bincount(np.asarray(y_train, np.int64), minlength=n_classes).astype(np.float64)
+    counts = np.maximum(counts, 1e-12)
+    prior = counts / counts.sum()
     mass = counts * np.asarray(weights, np.float64)
-    prior = mass / mass.sum()
-    return (-tau * np.log(np.maximum(prior, 1e-12))).astype(np.float32)
+    effective = mass / mass.sum()
+    return (tau * np.log(prior) - np.log(effective)).astype(np.float32)
+
+
+def choose_tau(probs: np.ndarray, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
+               taus: tuple[float, ...] = TAUS) -> tuple[float, float]:
+    """The ``tau`` of ``taus`` whose corrected decision has the best macro F1 on ``(probs, y)``; and that F1.
+
+    Ties keep the smaller ``tau``.
+
+    >>> probs = np.array([[0.6, 0.4]] * 8 + [[0.3, 0.7]] * 2)
+    >>> y, w = np.array([0] * 9 + [1]), np.array([0.55, 5.0])
+    >>> choose_tau(probs, y, np.array([0] * 90 + [1] * 10), w)[0]
+    0.0
+    """
+    n = probs.shape[1]
+    scores = [macro_f1(y, adjust(probs, prior_bias(y_train, weights, n, tau)).argmax(1), n) for tau in taus]
+    best = int(np.argmax(scores))
+    return float(taus[best]), float(scores[best])
 
 
 def adjust(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -68,7 +96,7 @@ def adjust(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
 def write_prior(path: Path, classes: tuple[str, ...], bias: np.ndarray, tau: float) -> None:
     """Write the correction of one fold (class order, ``tau``, per-class logit bias) as JSON."""
     doc = {"classes": list(classes), "tau": float(tau), "bias": [float(b) for b in bias],
-           "rule": "argmax softmax(log p + bias); bias = -tau * log(training prior)"}
+           "rule": "argmax softmax(log p + bias); bias = tau * log(training prior) - log(effective training prior)"}
     Path(path).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
@@ -109,29 +137,40 @@ class MacroF1Selection(_keras_callback()):
         The validation batches, in the order of ``y``, unshuffled.
     y : ndarray of int
         Validation labels (model output indices).
-    bias : ndarray
-        The prior correction (:func:`prior_bias`).
+    y_train, weights : ndarray
+        Training labels and class weights (for :func:`prior_bias`).
+    tau : float or None
+        The prior weight; None chooses it each epoch from :data:`TAUS` (:func:`choose_tau`), and the
+        best epoch's choice is kept (``best_tau``).
     patience : int
         Epochs without improvement before stopping.
     """
 
-    def __init__(self, dataset: Any, y: np.ndarray, bias: np.ndarray, patience: int):
+    def __init__(self, dataset: Any, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
+                 tau: float | None, patience: int):
         super().__init__()
-        self.dataset, self.y, self.bias, self.patience = dataset, np.asarray(y, np.int64), bias, patience
+        self.dataset, self.y, self.patience = dataset, np.asarray(y, np.int64), patience
+        self.y_train, self.weights, self.tau = y_train, weights, tau
         self.best, self.best_epoch, self.best_weights, self.wait = -1.0, 0, None, 0
+        self.best_tau = 1.0 if tau is None else float(tau)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         t0 = time.perf_counter()
         probs = np.asarray(self.model.predict(self.dataset, verbose=0), np.float64)
-        n = len(self.bias)
+        n = probs.shape[1]
         logs["val_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(self.y.size), self.y], 1e-12))))
         logs["val_accuracy"] = float((probs.argmax(1) == self.y).mean())
-        score = macro_f1(self.y, adjust(probs, self.bias).argmax(1), n)
+        if self.tau is None:
+            tau, score = choose_tau(probs, self.y, self.y_train, self.weights)
+        else:
+            tau = float(self.tau)
+            score = macro_f1(self.y, adjust(probs, prior_bias(self.y_train, self.weights, n, tau)).argmax(1), n)
         logs["val_macro_f1"] = score
+        logs["val_tau"] = tau
         logs["val_seconds"] = time.perf_counter() - t0
         if score > self.best:
-            self.best, self.best_epoch, self.wait = score, epoch + 1, 0
+            self.best, self.best_epoch, self.wait, self.best_tau = score, epoch + 1, 0, tau
             self.best_weights = self.model.get_weights()
         else:
             self.wait += 1

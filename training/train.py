@@ -94,7 +94,8 @@ class Prepared:
         self.trained = tuple(self.classes.index(c) for c in cfg.train_classes)
         self.remap = np.full(len(self.classes), -1, np.int32)
         self.remap[list(self.trained)] = np.arange(len(self.trained), dtype=np.int32)
-        self.rhythm = rhythm_inputs(images) if cfg.rhythm else None       # fails early without RR columns
+        self.baseline_features = cfg.rhythm_features
+        self.rhythm = rhythm_inputs(images, names=cfg.rhythm_features) if cfg.rhythm else None  # fails early without RR
         beat_ids = rows["beat_id"].to_numpy(dtype=object)
         records = rows["record"].to_numpy(dtype=object)
         self.beat_ids, self.records = beat_ids[self.beat_rows], records[self.beat_rows]
@@ -177,7 +178,8 @@ def _baselines_table(prep: Prepared, index: int, sels: dict[str, Selection]) -> 
     table = baseline_predictions(frame.iloc[train_rows].reset_index(drop=True), y_train,
                                  frame.iloc[test].reset_index(drop=True), y_test,
                                  classes=prep.cfg.train_classes, fold=index, seed=prep.cfg.seed,
-                                 max_weight_ratio=prep.cfg.class_weight_max_ratio or 20.0)
+                                 max_weight_ratio=prep.cfg.class_weight_max_ratio or 20.0,
+                                 features=prep.baseline_features)
     names = np.array(prep.classes, dtype=object)[sels["test"].y]
     table["y_true"] = np.tile(names, len(table) // max(len(names), 1))
     return table
@@ -199,7 +201,7 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     keras.utils.set_random_seed(fold_seed)          # resumed folds train exactly as in a full run
     n_out = len(cfg.train_classes)
     weights = class_weights(sels["train"].y, n_out, cfg.class_weight, cfg.class_weight_max_ratio)
-    bias = prior_bias(sels["train"].y, weights, n_out, cfg.logit_adjustment)
+    tau = None if cfg.decision_prior == "auto" else float(cfg.decision_prior)
     common = {"input_size": cfg.input_size, "seed": fold_seed, "shuffle_buffer": cfg.shuffle_buffer}
 
     def feats(side: str) -> dict[str, Any]:
@@ -214,24 +216,27 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
                            **feats("test"))
     model = build_model(cfg.model, n_out, input_size=cfg.input_size, width=cfg.width, dtype=precision,
                         bn_momentum=cfg.bn_momentum,
-                        rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]))
+                        rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]),
+                        timed=tuple(cfg.train_classes.index(c) for c in cfg.timed_classes))
     # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
     compile_model(model, learning_rate=cfg.learning_rate, dtype=precision, jit_compile=False)
     n_crops = int((prep.images.rows["crop"].to_numpy()[sels["train"].rows] > 0).sum() + (sels["train"].crop > 0).sum())
     print(f"{label}: train {len(sels['train']):,} images ({n_crops:,} crops), validation {len(sels['val']):,}, "
           f"test {len(sels['test']):,} beats; class weights "
           + ", ".join(f"{c} {w:.3g}" for c, w in zip(cfg.train_classes, weights))
-          + "; prior correction " + ", ".join(f"{c} {b:+.3g}" for c, b in zip(cfg.train_classes, bias)),
-          file=stream, flush=True)
+          + f"; decision prior {cfg.decision_prior}", file=stream, flush=True)
     log = EpochLog(len(sels["train"]), cfg.batch_size, cfg.epochs, label, stream=stream)
     callbacks: list[Any] = [log]
     selector = None
     if val_ds is not None:         # selection by macro F1 on the validation records; it logs before EpochLog
-        selector = MacroF1Selection(val_ds, sels["val"].y, bias, cfg.patience)
+        selector = MacroF1Selection(val_ds, sels["val"].y, sels["train"].y, weights, tau, cfg.patience)
         callbacks.insert(0, selector)
     t0 = time.perf_counter()
     model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
     fit_s = time.perf_counter() - t0
+    if selector is not None:
+        tau = selector.best_tau
+    bias = prior_bias(sels["train"].y, weights, n_out, 1.0 if tau is None else tau)
     t1 = time.perf_counter()
     probs = adjust(np.asarray(model.predict(test_ds, verbose=0), dtype=np.float32), bias)
     predict_s = time.perf_counter() - t1
@@ -255,12 +260,13 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
         "best_val_macro_f1": None if selector is None else float(selector.best),
         "class_weights": dict(zip(cfg.train_classes, weights.round(6).tolist())),
         "prior_bias": dict(zip(cfg.train_classes, [round(float(b), 6) for b in bias])),
+        "decision_tau": 1.0 if tau is None else float(tau),
         "n_params": int(model.count_params()),
     }
     target = work / f"fold-{index:02d}"
     with atomic_dir(target) as tmp:
         save_model(model, tmp / "model.keras")
-        write_prior(tmp / PRIOR_FILE, cfg.train_classes, bias, cfg.logit_adjustment)
+        write_prior(tmp / PRIOR_FILE, cfg.train_classes, bias, 1.0 if tau is None else float(tau))
         if baselines is not None:
             pq.write_table(pa.Table.from_pandas(baselines, preserve_index=False), tmp / "baselines.parquet",
                            compression="zstd")
@@ -336,7 +342,7 @@ def train_run(run: str, params_path: str | os.PathLike, images_dir: str | os.Pat
         "classes": list(cfg.train_classes), "label_classes": list(prep.classes),
         "untrained_classes": [c for c in prep.classes if c not in cfg.train_classes],
         "rhythm": cfg.rhythm, "image_size": images.image_size, "input_size": cfg.input_size,
-        "logit_adjustment": cfg.logit_adjustment, "selection": "val_macro_f1" if cfg.validation_fraction else "last",
+        "decision_prior": cfg.decision_prior, "selection": "val_macro_f1" if cfg.validation_fraction else "last",
         "k": n_folds, "params_hash": cfg.params_hash, "data_hash": images.data_hash,
         "code_hash": code_hash(), "params": cfg.as_dict(), "precision": precision,
         "n_beats": int(len(prep.beat_rows)), "n_test_beats": int(len(preds)), "excluded": prep.dropped,

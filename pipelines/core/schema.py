@@ -340,6 +340,14 @@ class FoldsSection(Section):
         return self.k if isinstance(self.k, int) else getattr(self.k, scheme)
 
 
+#: ``pipelines.signal.rhythm.RHYTHM_FEATURES`` (tests/test_params.py checks that they agree).
+RhythmFeature = Literal["log_pre_local", "log_post_local", "log_pre_record", "log_post_record", "log_local_record",
+                        "rr_missing"]
+
+#: The features that transfer between patients (the record-relative ones fit DS1's patients, not DS2's).
+DEFAULT_RHYTHM_FEATURES = ("log_pre_local", "log_post_local", "rr_missing")
+
+
 class RunSection(Section):
     """One training run (``train.runs.<name>``): one DVC stage ``train@<name>``."""
 
@@ -349,6 +357,10 @@ class RunSection(Section):
     labels: LabelScheme
     rhythm: bool = False                               # second input: RR-interval features of the shards
     train_classes: Optional[Annotated[list[NonEmptyStr], Field(min_length=2)]] = None   # default: all but AAMI Q
+    timed_classes: list[NonEmptyStr] = []             # rhythm runs: classes told from the first by rhythm alone
+    crops: Optional[Literal["originals", "all"]] = None          # overrides train.crops for this run
+    epochs: Optional[Annotated[int, Field(ge=1)]] = None         # overrides train.<model>.epochs
+    max_train_images: Optional[Annotated[int, Field(ge=0)]] = None   # overrides train.<model>.max_train_images
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> "RunSection":
@@ -361,6 +373,7 @@ class ModelParams(Section):
     """Hyperparameters of ``train.<model>`` shared by every model."""
 
     input_size: Annotated[int, Field(ge=8)]
+    width: PositiveFloat = 1.0                       # filter/unit multiplier
     batch_size: Annotated[int, Field(ge=1)]
     epochs: Annotated[int, Field(ge=1)]
     learning_rate: PositiveFloat
@@ -369,7 +382,6 @@ class ModelParams(Section):
 
 
 class VggParams(ModelParams):
-    width: PositiveFloat = 1.0
     bn_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.99
 
 
@@ -385,7 +397,8 @@ class TrainParams(Section):
     crops: Literal["originals", "all"]
     class_weight: Literal["balanced", "none"]
     class_weight_max_ratio: Annotated[float, AfterValidator(_max_ratio)] = 0.0
-    logit_adjustment: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    decision_prior: Union[Literal["auto"], Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = "auto"
+    rhythm_features: Annotated[list[RhythmFeature], Field(min_length=1)] = list(DEFAULT_RHYTHM_FEATURES)
     runs: Annotated[dict[str, RunSection], Field(min_length=1)]
     small_cnn: Optional[ModelParams] = None
     vgg: Optional[VggParams] = None
