@@ -26,17 +26,15 @@ import argparse
 import functools
 import sys
 import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from .core.errors import ChecksumError, ConfigError, DataError
+from .core.errors import ConfigError, DataError
 from .core.files import atomic_dir, sha256_file, write_json
-from .core.parallel import run_tasks
+from .core.parallel import TaskFailure, run_tasks
 from .core.params import load_params, params_hash
 from .core.progress import Progress
 from .core.stage import run_stage
@@ -54,15 +52,6 @@ EXECUTION_PARAMS: tuple[str, ...] = ("scheduler", "workers", "gallery_strips")
 EXCLUSION_REASONS: tuple[str, ...] = ("too_short", "missing_lead")
 
 
-@dataclass(frozen=True)
-class _Failure:
-    """A worker's exception as plain data (DataError does not pickle)."""
-
-    record: str
-    kind: str
-    where: str
-    problem: str
-    trace: str
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,25 +73,15 @@ def _read(source: str, name: str, files: tuple[tuple[str, str], ...], leads: tup
 
 
 def paper_task(source: str, name: str, files: tuple[tuple[str, str], ...], leads: tuple[str, ...],
-               starts: np.ndarray, cfg: PaperConfig, annotator: str, database: str) -> dict[str, pa.Table] | _Failure:
+               starts: np.ndarray, cfg: PaperConfig, annotator: str, database: str) -> dict[str, pa.Table] | TaskFailure:
     """Draw strips ``starts`` of one record in every variant (one task; runs in a worker)."""
     try:
         fs, signals, beats, rhythms = _read(source, name, files, leads, annotator, database)
         return render_strips(name, fs, signals, leads, starts, beats, rhythms, cfg)
-    except DataError as exc:
-        kind = "ChecksumError" if isinstance(exc, ChecksumError) else "DataError"
-        return _Failure(name, kind, exc.where, exc.problem, traceback.format_exc())
-    except Exception as exc:  # a bug: name the record, keep the traceback
-        return _Failure(name, type(exc).__name__, f"{database}/{name}", f"{type(exc).__name__}: {exc}",
-                        traceback.format_exc())
+    except Exception as exc:  # a DataError names its place; anything else is named by the record
+        return TaskFailure.of(name, exc, f"{database}/{name}")
 
 
-def _raise(failure: _Failure) -> None:
-    if failure.kind == "ChecksumError":
-        raise ChecksumError(failure.where, failure.problem)
-    if failure.kind == "DataError":
-        raise DataError(failure.where, failure.problem)
-    raise RuntimeError(f"{failure.where}: paper strips failed: {failure.problem}\n{failure.trace}")
 
 
 def plan_records(manifest: Mapping[str, Any], cfg: PaperConfig) -> tuple[list[tuple[str, tuple[str, ...], np.ndarray]],
@@ -180,8 +159,8 @@ def run_paper(params_path: str, raw_dir: str, out_dir: str, *, gallery: str | No
                             workers=paper.get("workers", 0) if workers is None else workers)
         try:
             for result in stream_:
-                if isinstance(result, _Failure):
-                    _raise(result)
+                if isinstance(result, TaskFailure):
+                    result.reraise("paper strips")
                 for v, table in result.items():
                     writers[v].add(table)
                     if len(samples[v]) < int(paper["gallery_strips"]):

@@ -36,14 +36,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .core.errors import ChecksumError, ConfigError, DataError
+from .core.errors import ConfigError, DataError
 from .core.files import write_json
-from .core.parallel import local_workers, run_tasks
+from .core.parallel import TaskFailure, local_workers, run_tasks
 from .core.params import load_params
 from .core.progress import Progress
 from .core.stage import run_stage
@@ -56,19 +54,10 @@ EXECUTION_PARAMS: tuple[str, ...] = ("scheduler", "workers")
 
 # ------------------------------------------------------------------------------------------- records
 
-@dataclass(frozen=True)
-class _Failure:
-    """An exception raised in a worker, carried back as plain data (DataError does not pickle)."""
-
-    record: str
-    kind: str
-    where: str
-    problem: str
-    trace: str
 
 
 def process_record(source: str, name: str, files: dict[str, str] | None, config: SegmentConfig,
-                   database: str) -> RecordBeats | _Failure:
+                   database: str) -> RecordBeats | TaskFailure:
     """Read one verified record and segment it (one task; runs in a worker process)."""
     from .records.reader import read_record
 
@@ -76,20 +65,10 @@ def process_record(source: str, name: str, files: dict[str, str] | None, config:
         record = read_record(source, name, lead=config.lead, annotator=config.annotator,
                              expected_sha256=files, database=database, expected_from="manifest")
         return segment_record(record, config, database)
-    except DataError as exc:
-        kind = "ChecksumError" if isinstance(exc, ChecksumError) else "DataError"
-        return _Failure(name, kind, exc.where, exc.problem, traceback.format_exc())
-    except Exception as exc:  # any other failure: name the record, keep the traceback
-        return _Failure(name, type(exc).__name__, f"{database}/{name}", f"{type(exc).__name__}: {exc}",
-                        traceback.format_exc())
+    except Exception as exc:  # a DataError names its place; anything else is named by the record
+        return TaskFailure.of(name, exc, f"{database}/{name}")
 
 
-def _raise(failure: _Failure) -> None:
-    if failure.kind == "ChecksumError":
-        raise ChecksumError(failure.where, failure.problem)
-    if failure.kind == "DataError":
-        raise DataError(failure.where, failure.problem)
-    raise RuntimeError(f"{failure.where}: segmentation failed: {failure.problem}\n{failure.trace}")
 
 
 def segment_records(source: str | os.PathLike, names: Sequence[str], config: SegmentConfig, *,
@@ -129,10 +108,10 @@ def segment_records(source: str | os.PathLike, names: Sequence[str], config: Seg
     try:
         for res in stream:
             if progress is not None:
-                progress.update(1, f"{res.record}: failed" if isinstance(res, _Failure)
+                progress.update(1, f"{res.record}: failed" if isinstance(res, TaskFailure)
                                 else f"{res.record}: {res.n_beats:,} beats")
-            if isinstance(res, _Failure):
-                _raise(res)
+            if isinstance(res, TaskFailure):
+                res.reraise("segmentation")
             results.append(res)
     finally:
         stream.close()  # stops a local cluster, cancels tasks in flight after a failure

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .system import usable_cpus
@@ -178,3 +179,49 @@ def _stream(client: Any, fn: Callable[..., Any], tasks: Iterable[Sequence[Any]])
     finally:
         for fut in pending:
             fut.cancel()
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A worker's exception as plain data, carried back in task order (a DataError does not pickle).
+
+    Examples
+    --------
+    >>> from pipelines.core.errors import DataError
+    >>> f = TaskFailure.of("100", DataError("mitdb/100.hea", "bad gain"), "mitdb/100")
+    >>> f.kind, f.where, f.problem
+    ('DataError', 'mitdb/100.hea', 'bad gain')
+    >>> f.reraise("segmentation")
+    Traceback (most recent call last):
+    ...
+    pipelines.core.errors.DataError: mitdb/100.hea: bad gain
+    """
+
+    record: str
+    kind: str
+    where: str
+    problem: str
+    trace: str
+
+    @classmethod
+    def of(cls, record: str, exc: BaseException, where: str) -> "TaskFailure":
+        """From the exception being handled: a DataError keeps its own place; any other exception is
+        named by ``where`` and keeps its traceback."""
+        import traceback
+
+        from .errors import ChecksumError, DataError
+
+        if isinstance(exc, DataError):
+            kind = "ChecksumError" if isinstance(exc, ChecksumError) else "DataError"
+            return cls(record, kind, exc.where, exc.problem, traceback.format_exc())
+        return cls(record, type(exc).__name__, where, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    def reraise(self, what: str) -> None:
+        """Raise it again in the driver: the same DataError, or a RuntimeError naming ``what`` failed."""
+        from .errors import ChecksumError, DataError
+
+        if self.kind == "ChecksumError":
+            raise ChecksumError(self.where, self.problem)
+        if self.kind == "DataError":
+            raise DataError(self.where, self.problem)
+        raise RuntimeError(f"{self.where}: {what} failed: {self.problem}\n{self.trace}")
