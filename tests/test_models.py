@@ -154,7 +154,7 @@ def test_timed_classes_are_told_from_the_first_class_by_rhythm_alone():
     image = np.random.default_rng(0).random((5, 16, 16, 1), np.float32)
     rhythm = np.zeros((5, 3), np.float32)
     out = logits.predict({"image": image, "rhythm": rhythm}, verbose=0)
-    # with the rhythm input fixed, S - N is the same for every image: the image cannot tell S from N
+    # with the rhythm input fixed, S - N is the same for every image: the morphology expert cannot tell S from N
     np.testing.assert_allclose(out[:, 1] - out[:, 0], np.full(5, out[0, 1] - out[0, 0]), atol=1e-5)
     assert not np.allclose(out[:, 2] - out[:, 0], out[0, 2] - out[0, 0])
     with pytest.raises(ConfigError, match="timed classes"):

@@ -76,11 +76,11 @@ def _inputs(input_size: int, data_format: str, rhythm_features: int) -> list[Any
 def _with_rhythm(features: Any, inputs: list[Any], dtype: str, timed: tuple[int, ...] = ()) -> Any:
     """Concatenate the image features with the rhythm branch (dense ``RHYTHM_UNITS``, ReLU), if any.
 
-    With ``timed`` classes the rhythm branch is not concatenated here: :func:`_head` fuses it late.
+    (With ``timed`` classes, :func:`_head` adds a second, separate rhythm expert.)
     """
     from keras import layers
 
-    if len(inputs) < 2 or timed:
+    if len(inputs) < 2:
         return features
     r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_fc")(inputs[1])
     return layers.Concatenate(dtype=dtype, name="with_rhythm")([features, r])
@@ -106,9 +106,10 @@ def tie_matrix(n_classes: int, timed: tuple[int, ...], reference: int = 0) -> "A
 
 def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init: str = "glorot_uniform",
           timed: tuple[int, ...] = ()) -> Any:
-    """Softmax classifier. With ``timed`` classes (and a rhythm input) the logits are the sum of an image
-    expert, whose logit of a timed class is the reference (first) class's, and a rhythm expert: a timed
-    class (AAMI S: normal morphology, premature timing) is told from the reference class by rhythm alone.
+    """Softmax classifier. With ``timed`` classes (and a rhythm input) the logits are the sum of a
+    morphology expert (image features joined with the rhythm branch), whose logit of a timed class is the
+    reference (first) class's, and a rhythm expert: a timed class (AAMI S: normal morphology, premature
+    timing) is told from the reference class by the rhythm expert alone, and from the other classes by both.
     """
     import keras
     from keras import layers
@@ -118,7 +119,7 @@ def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init
         tie = tie_matrix(n_classes, timed)
         image = layers.Dense(n_classes, use_bias=False, trainable=False, dtype=dtype, name="tied_logits",
                              kernel_initializer=keras.initializers.Constant(tie))(image)
-        r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_fc")(inputs[1])
+        r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_expert_fc")(inputs[1])
         r = layers.Dense(n_classes, dtype=dtype, name="rhythm_logits")(r)
         x = layers.Add(dtype=dtype, name="logits")([image, r])
     else:
