@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.errors import ConfigError
 from ..core.parallel import in_dask_worker, local_workers, scheduler_address
 from ..formats import shards
 from ..formats.beats import Beats
