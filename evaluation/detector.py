@@ -7,11 +7,10 @@ benchmark shows figures consistent with the counts whatever unit the file uses.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from pipelines import DataError
+from pipelines import DataError, read_json
 
 from .metrics import safe_divide
 
@@ -63,10 +62,5 @@ def parse_detector(report: Any, where: str = "detector.json") -> dict[str, Any]:
 def read_detector(path: str | Path) -> dict[str, Any]:
     """Read and check ``reports/detector.json`` (see :func:`parse_detector`)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), "detector report not found (written by the segment stage, christov method)")
-    try:
-        report = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(str(path), f"not valid JSON: {exc}") from None
+    report = read_json(path, "detector report not found (written by the segment stage, christov method)")
     return parse_detector(report, str(path))

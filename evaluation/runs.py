@@ -15,7 +15,6 @@ differs from ``run.json``) raises :class:`~pipelines.core.errors.DataError` nami
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines import DataError
+from pipelines import DataError, read_json
 
 from .metrics import encode_labels
 
@@ -120,14 +119,7 @@ class RunResults:
 def read_run_info(run_dir: Path, name: str) -> dict[str, Any]:
     """Read and check ``run.json`` of ``run_dir``."""
     path = run_dir / "run.json"
-    if not path.is_file():
-        raise DataError(str(path), "run.json not found (the train stage writes it last; did it finish?)")
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(str(path), f"not valid JSON: {exc}") from None
-    if not isinstance(info, dict):
-        raise DataError(str(path), "expected a JSON object")
+    info = read_json(path, "run.json not found (the train stage writes it last; did it finish?)")
     missing = [k for k in RUN_KEYS if k not in info]
     if missing:
         raise DataError(str(path), f"missing keys {missing}")

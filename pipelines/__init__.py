@@ -41,6 +41,7 @@ PUBLIC_API: dict[str, str] = {
     "atomic_dir": "pipelines.core.files",
     "atomic_path": "pipelines.core.files",
     "write_json": "pipelines.core.files",
+    "read_json": "pipelines.core.files",
     "Progress": "pipelines.core.progress",
     "usable_cpus": "pipelines.core.system",
     "load_params": "pipelines.core.params",

@@ -472,7 +472,7 @@ def test_load_manifest(tmp_path):
     with pytest.raises(DataError, match="manifest not found; run"):
         load_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{broken")
-    with pytest.raises(DataError, match="unreadable manifest"):
+    with pytest.raises(DataError, match="manifest.json: not valid JSON"):
         load_manifest(tmp_path)
     write_json(tmp_path / "manifest.json", {"database": "mitdb", "records": {"100": {}}})
     assert load_manifest(tmp_path)["records"] == {"100": {}}

@@ -278,6 +278,29 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
                 shutil.rmtree(tmp)
 
 
+def read_json(path: str | os.PathLike, missing: str) -> dict[str, Any]:
+    """A JSON object file, parsed; :class:`DataError` naming the file when it is absent (``missing``
+    says what to run), not JSON or not an object.
+
+    Examples
+    --------
+    >>> read_json("/nonexistent/run.json", "run the train stage")
+    Traceback (most recent call last):
+    ...
+    pipelines.core.errors.DataError: /nonexistent/run.json: run the train stage
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), missing)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(str(path), f"not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise DataError(str(path), "not a JSON object")
+    return doc
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as sorted, indented JSON, atomically (stable bytes for DVC)."""
     with atomic_path(path) as tmp:

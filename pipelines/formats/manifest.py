@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core.errors import ChecksumError, DataError
-from ..core.files import sha256_file
+from ..core.files import read_json, sha256_file
 from .layout import CONFIGS, DATA_DIR, SPLITS, shard_path
 from .png import decode_images
 from .shards import (FORMAT_VERSION, HF_METADATA_KEY, LABEL_COLUMNS, UNLABELLED, ShardInfo, hf_features,
@@ -174,16 +174,7 @@ def layout_summary(shard_infos: Sequence[ShardInfo]) -> dict[str, Any]:
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """The ``manifest.json`` of an image set directory (parsed, not yet checked)."""
-    path = Path(directory) / MANIFEST_NAME
-    if not path.is_file():
-        raise DataError(str(path), "no manifest.json: not an image dataset (run the render stage)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(str(path), f"not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise DataError(str(path), "not a JSON object")
-    return manifest
+    return read_json(Path(directory) / MANIFEST_NAME, "no manifest.json: not an image dataset (run the render stage)")
 
 
 def _int(value: Any, where: str, key: str) -> int:

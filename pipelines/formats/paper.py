@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core.errors import ChecksumError, DataError
-from ..core.files import sha256_file
+from ..core.files import read_json, sha256_file
 from .layout import DATA_DIR, SPLITS, split_codes
 from .png import DEFAULT_PNG_LEVEL, IMAGE_TYPE, PNG_FILTER
 from .shards import HF_METADATA_KEY, ShardInfo, ShardWriter, parse_shard_name, schema_fields
@@ -230,13 +230,8 @@ def build_manifest(*, variant: str, params: Mapping[str, Any], params_hash: str,
 def read_paper_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``manifest.json`` of a variant directory (not yet checked)."""
     path = Path(directory) / MANIFEST_NAME
-    if not path.is_file():
-        raise DataError(str(path), "no manifest.json: not a paper-strip variant (run the paper stage)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(str(path), f"not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    manifest = read_json(path, "no manifest.json: not a paper-strip variant (run the paper stage)")
+    if manifest.get("format") != FORMAT:
         raise DataError(str(path), f"not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataError(str(path), f"format_version {manifest.get('format_version')!r}, this code reads "

@@ -36,7 +36,6 @@ Examples
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from wfdb.io import _signal
 from wfdb.io.record import MultiRecord
 
 from ..core.errors import ChecksumError, DataError
-from ..core.files import sha256_file
+from ..core.files import read_json, sha256_file
 from ..signal.labels import BEAT_SYMBOLS
 from .annotations import ANNOTATION_SYMBOLS, read_annotations
 from .header import HeaderFields, adc_limits, check_header_text
@@ -152,13 +151,8 @@ def load_manifest(raw_dir: str | os.PathLike) -> dict:
         When the manifest is missing or not valid JSON (run the ingest stage first).
     """
     path = Path(raw_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise DataError(str(path), "manifest not found; run `python -m pipelines.ingest` (dvc repro ingest) first")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(str(path), f"unreadable manifest: {exc}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("records"), dict):
+    manifest = read_json(path, "manifest not found; run `python -m pipelines.ingest` (dvc repro ingest) first")
+    if not isinstance(manifest.get("records"), dict):
         raise DataError(str(path), "manifest has no 'records' mapping")
     return manifest
 
