@@ -50,11 +50,6 @@ class Published:
         """The short name shown in the tables (the citation when no name is given)."""
         return self.name or self.source
 
-    @property
-    def intra_patient(self) -> bool:
-        """True for beat-level folds (beats of one patient on both sides)."""
-        return self.folds == "beat"
-
     def compares_with(self, info: dict[str, Any]) -> bool:
         """True when this entry gives a label and/or fold scheme and they are those of a run (``run.json``).
 

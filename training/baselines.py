@@ -41,9 +41,6 @@ from pipelines import rhythm_columns
 #: Baseline names, in report order (the ``model`` column of ``baselines.parquet``).
 BASELINES: tuple[str, ...] = ("majority", "rhythm")
 
-#: Columns of ``baselines.parquet`` before the ``p_<class>`` scores (``model`` comes last).
-KEY_COLUMNS: tuple[str, ...] = ("beat_id", "record", "fold", "y_true", "y_pred")
-
 #: Settings of the rhythm-only classifier (small: the features are six numbers per beat).
 RHYTHM_SETTINGS: dict[str, Any] = {"max_iter": 60, "max_leaf_nodes": 15, "learning_rate": 0.1,
                                    "min_samples_leaf": 20, "early_stopping": False}

@@ -178,7 +178,7 @@ def _baselines_table(prep: Prepared, index: int, sels: dict[str, Selection]) -> 
     table = baseline_predictions(frame.iloc[train_rows].reset_index(drop=True), y_train,
                                  frame.iloc[test].reset_index(drop=True), y_test,
                                  classes=prep.cfg.train_classes, fold=index, seed=prep.cfg.seed,
-                                 max_weight_ratio=prep.cfg.class_weight_max_ratio or 20.0,
+                                 max_weight_ratio=prep.cfg.class_weight_max_ratio,
                                  features=prep.baseline_features)
     names = np.array(prep.classes, dtype=object)[sels["test"].y]
     table["y_true"] = np.tile(names, len(table) // max(len(names), 1))

@@ -49,9 +49,9 @@ def _png_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(data.tobytes()).decode()
 
 
-def _no_model(state, role: str) -> JSONResponse:
-    status = state.models.status()[role]
-    return JSONResponse({"detail": status.get("message", "model unavailable"), "model": None}, status_code=503)
+def _no_model(state, role: str) -> tuple[int, dict[str, Any]]:
+    """503 and the page's message on how to get the ``role`` model (``dvc repro`` or ``dvc pull``)."""
+    return 503, {"detail": state.models.status()[role].get("message", "model unavailable"), "model": None}
 
 
 def classify_beat(state, data: bytes) -> tuple[int, dict[str, Any]]:
@@ -63,7 +63,7 @@ def classify_beat(state, data: bytes) -> tuple[int, dict[str, Any]]:
                      "figures": check.figures}
     run = state.models.get("beat")
     if run is None:
-        return 503, {"detail": state.models.status()["beat"]["message"], "model": None}
+        return _no_model(state, "beat")
     size = int(run.run.get("image_size") or state.settings.render.get("size", 128))
     image = normalise_beat(gray, check.ink, size=size, margin=float(state.settings.render.get("margin", 0.05)))
     probs = run.predict(image[None])[0]
@@ -99,7 +99,7 @@ def classify_record(state, parts: dict[str, Any], include_signal: bool) -> tuple
                          min_fs=float(settings.webapp["min_fs"]), max_fs=float(settings.webapp["max_fs"]))
     run = state.models.get("record")
     if run is None:
-        return 503, {"detail": state.models.status()["record"]["message"], "model": None}
+        return _no_model(state, "record")
     with tempfile.TemporaryDirectory(prefix="webapp-") as tmp:
         if parts.get("csv") is not None:
             record = parse_csv_signal(parts["csv"], parts.get("fs"), cfg)
