@@ -43,11 +43,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of a bytes object."""
-    return hashlib.sha256(data).hexdigest()
-
-
 # --------------------------------------------------------------------------------------------
 # Temporaries and locks
 # --------------------------------------------------------------------------------------------

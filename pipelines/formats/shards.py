@@ -47,6 +47,7 @@ from .png import (DEFAULT_PNG_LEVEL, IMAGE_TYPE, PNG_FILTER, decode_images, deco
 
 #: Version of the image-shard format (bumped on any change of columns, metadata or layout).
 #: 2: shards under ``data/<config>/<split>-*.parquet`` (originals / crops x train / test / paced).
+#: 3: the RR columns (``pipelines.signal.rhythm.RR_COLUMNS``) after ``jun8``.
 FORMAT_VERSION = 3
 
 #: Schema metadata key of the Hugging Face features JSON.
