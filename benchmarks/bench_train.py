@@ -12,7 +12,9 @@ that they hold on a noisy shared machine):
    shared machine disturb much less than wall-clock rates;
 3. CPU options, as ratios vs the default: thread pools, XLA ``jit_compile``, oneDNN off
    (``TF_ENABLE_ONEDNN_OPTS=0``), ``mixed_bfloat16``, ``channels_first``, op determinism off;
-4. end-to-end small_cnn training fed by the stream, and the pipeline / training ratio (target >= 10).
+4. end-to-end small_cnn training fed by the stream, and the pipeline / training ratio (target >= 10);
+5. the models as params.yaml's default runs train them (small_cnn, crnn, vgg: width, input size, batch,
+   rhythm branch), training images/s, peak RSS, and the input pipeline's rate against each.
 
 Run: ``.venv/bin/python benchmarks/bench_train.py [--images datasets/images/annotations] [--quick]``.
 Without ``--images`` it renders synthetic ECG-like beat images (anti-aliased traces, PNG ~1-2 KB, as
@@ -122,8 +124,9 @@ def worker(cfg: dict) -> dict:
               deterministic=cfg.get("deterministic", True))
     size, batch = cfg["input_size"], cfg["batch"]
     fmt = cfg.get("data_format", "channels_last")
+    n_rhythm, timed = cfg.get("rhythm", 0), tuple(cfg.get("timed", ()))
     model = build_model(cfg["model"], 5, input_size=size, width=cfg.get("width", 1.0),
-                        dtype=cfg.get("dtype", "float32"), data_format=fmt)
+                        dtype=cfg.get("dtype", "float32"), data_format=fmt, rhythm_features=n_rhythm, timed=timed)
     compile_model(model, learning_rate=1e-3, dtype=cfg.get("dtype", "float32"), jit_compile=cfg.get("jit", False))
     rng = np.random.default_rng(0)
     n_batches = 4
@@ -131,7 +134,8 @@ def worker(cfg: dict) -> dict:
     y = rng.integers(0, 5, n_batches * batch).astype(np.int32)
     if fmt == "channels_first":
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().repeat()
+    inputs = (x, rng.random((len(x), n_rhythm), dtype=np.float32)) if n_rhythm else x
+    ds = tf.data.Dataset.from_tensor_slices((inputs, y)).batch(batch).cache().repeat()
     warm, steps = cfg.get("warmup", 3), cfg["steps"]
     model.fit(ds, steps_per_epoch=warm, epochs=1, verbose=0)
     t0, c0 = time.perf_counter(), _cpu_s()
@@ -196,8 +200,8 @@ def main() -> None:
     ap.add_argument("--beats", type=int, default=12000, help="synthetic beats (default 12000)")
     ap.add_argument("--quick", action="store_true", help="fewer steps and configurations")
     ap.add_argument("--limit", type=int, default=30000, help="beats streamed per pipeline measurement (0: all)")
-    ap.add_argument("--sections", default="1,2,4",
-                    help="sections to run (default 1,2,4; 2 is sections 2-3; the ratio table needs 1 and 2)")
+    ap.add_argument("--sections", default="1,2,4,5",
+                    help="sections to run (default 1,2,4,5; 2 is sections 2-3; the ratio tables need 1)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -227,6 +231,8 @@ def main() -> None:
         section_training(args, results)
     if "4" in sections:
         section_ratios(images_dir, args, pipe, results)
+    if "5" in sections:
+        section_default_models(images_dir, args, pipe)
     if tmp is not None:
         tmp.cleanup()
 
@@ -329,6 +335,37 @@ def section_ratios(images_dir: Path, args, pipe: dict, results: dict) -> None:
             p = pipe[decoder, size]
             print(f"| {name} | {decoder} | {p['images_per_s']:,.0f} | {r['images_per_s']:,.1f} | "
                   f"{p['images_per_s'] / r['images_per_s']:.1f}x | {r['cpu_us'] / p['cpu_us']:.1f}x |")
+
+
+def section_default_models(images_dir: Path, args, pipe: dict) -> None:
+    """Each model as the default runs of params.yaml train it (width, input size, batch, rhythm branch)."""
+    from pipelines import load_params
+
+    train = load_params(ROOT / "params.yaml")["train"]
+    n_rhythm = len(train["rhythm_features"])
+    print("\n## 5. the default runs' models (params.yaml), model alone, and the input pipeline against it")
+    print("| model | input | width | batch | rhythm branch | params | training images/s | CPU us/image | "
+          "peak RSS GB | pipeline images/s (cv2) | ratio, wall | ratio, CPU time |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in ("small_cnn", "crnn", "vgg"):
+        m = train[name]
+        runs = [r for r in train["runs"].values() if r["model"] == name]
+        rhythm = any(r.get("rhythm") for r in runs)
+        timed = next((r.get("timed_classes") for r in runs if r.get("timed_classes")), None)
+        cfg = {"model": name, "input_size": m["input_size"], "width": m["width"], "batch": m["batch_size"],
+               "steps": 4 if args.quick else 10, "rhythm": n_rhythm if rhythm else 0, "timed": [1] if timed else []}
+        r = run_worker(cfg)
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} |" + " |" * 10, flush=True)
+            continue
+        size = m["input_size"]
+        if ("cv2", size) not in pipe:
+            pipe["cv2", size] = bench_pipeline(images_dir, size, 256, "cv2", limit=args.limit)
+        p = pipe["cv2", size]
+        print(f"| {name} | {size} px | {m['width']} | {m['batch_size']} | {'yes' + (' (timed S)' if timed else '') if rhythm else 'no'} "
+              f"| {r['params']:,} | {r['images_per_s']:,.1f} | {r['cpu_us']:,.0f} | {r['rss_gb']:.2f} | "
+              f"{p['images_per_s']:,.0f} | {p['images_per_s'] / r['images_per_s']:.1f}x | "
+              f"{r['cpu_us'] / p['cpu_us']:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -328,16 +328,21 @@ def detector_section(detector: dict[str, Any] | None) -> list[str]:
     return lines + _table(["record", "TP", "FP", "FN", "Se %", "+P %"], rows) + [""]
 
 
+def _number(value: Any, fmt: str) -> str:
+    return fmt.format(value) if isinstance(value, (int, float)) else DASH
+
+
 def provenance_section(runs: Sequence[RunReport], revision: str) -> list[str]:
     """Full hashes and counts behind every row."""
     head = ["run", "git revision", "params hash", "data hash (SHA-256 of the images manifest)", "test beats",
-            "folds", "k", "train images/s"]
+            "folds", "k", "train images/s", "wall s", "peak RSS MiB"]
     rows = []
     for r in runs:
         ips = r.info.get("train_images_per_s")
         rows.append([f"`{r.name}`", f"`{revision}`", f"`{r.info.get('params_hash')}`", f"`{r.info.get('data_hash')}`",
                      f"{r.metrics['n_test_beats']:,}", str(r.metrics["n_folds"]), str(r.info.get("k", DASH)),
-                     DASH if not isinstance(ips, (int, float)) else f"{ips:,.1f}"])
+                     _number(ips, "{:,.1f}"), _number(r.info.get("seconds"), "{:,.0f}"),
+                     _number(r.info.get("peak_rss_mb"), "{:,.0f}")])
     return ["## Provenance", "", *_table(head, rows), ""]
 
 

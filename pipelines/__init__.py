@@ -44,6 +44,7 @@ PUBLIC_API: dict[str, str] = {
     "read_json": "pipelines.core.files",
     "Progress": "pipelines.core.progress",
     "usable_cpus": "pipelines.core.system",
+    "peak_rss_mb": "pipelines.core.system",
     "load_params": "pipelines.core.params",
     "params_hash": "pipelines.core.params",
     "run_stage": "pipelines.core.stage",

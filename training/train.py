@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, run_stage, write_json
+from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, peak_rss_mb, run_stage, write_json
 
 from .config import RunConfig, run_config
 from .data import (Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset,
@@ -347,7 +347,8 @@ def train_run(run: str, params_path: str | os.PathLike, images_dir: str | os.Pat
         "code_hash": code_hash(), "params": cfg.as_dict(), "precision": precision,
         "n_beats": int(len(prep.beat_rows)), "n_test_beats": int(len(preds)), "excluded": prep.dropped,
         "train_images_per_s": seen / max(train_s, 1e-9), "train_seconds": train_s,
-        "seconds": time.perf_counter() - t_start, "resumed_folds": resumed, "fold_summaries": summaries,
+        "seconds": time.perf_counter() - t_start, "peak_rss_mb": peak_rss_mb(), "resumed_folds": resumed,
+        "fold_summaries": summaries,
         **scores, "runtime": settings, "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     with atomic_dir(out) as tmp:
@@ -360,7 +361,8 @@ def train_run(run: str, params_path: str | os.PathLike, images_dir: str | os.Pat
         pd.concat(histories, ignore_index=True).to_csv(tmp / "history.csv", index=False)
         write_json(tmp / "run.json", doc)
     progress.done(f"{len(preds):,} test beats, accuracy {scores['accuracy']:.4f}, balanced accuracy "
-                  f"{scores['balanced_accuracy']:.4f}, {doc['train_images_per_s']:,.0f} train images/s"
+                  f"{scores['balanced_accuracy']:.4f}, {doc['train_images_per_s']:,.0f} train images/s, "
+                  f"peak RSS {doc['peak_rss_mb']:,.0f} MiB"
                   + (f", {len(resumed)} fold(s) resumed" if resumed else "") + f" -> {out}")
     return doc
 

@@ -29,3 +29,16 @@ def usable_cpus() -> int:
     except (OSError, ValueError):
         pass
     return max(1, n)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (``getrusage``; Linux reports KiB).
+
+    >>> peak_rss_mb() > 0
+    True
+    """
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
