@@ -40,3 +40,18 @@ def test_choose_tau_maximises_validation_macro_f1():
 
 def test_macro_f1_counts_a_never_predicted_class_as_zero():
     assert macro_f1(np.array([0, 0, 1]), np.array([0, 0, 0]), 2) == pytest.approx((0.8 + 0.0) / 2)
+
+
+def test_a_class_with_too_few_validation_beats_does_not_choose_tau():
+    # 200 N, 100 S and 2 F validation beats; 20 N beats look a little like F. tau = 0 finds both F beats
+    # at the price of 20 false F: macro F1 over all three classes prefers it, the F1 of N and S alone
+    # (F has fewer than min_beats) prefers tau = 0.25, which calls the 22 beats N
+    y = np.array([0] * 200 + [1] * 100 + [2] * 2)
+    probs = np.full((y.size, 3), 0.1)
+    probs[np.arange(y.size), y] = 0.8
+    probs[:20] = [0.35, 0.1, 0.55]
+    probs[300:] = [0.3, 0.1, 0.6]
+    y_train = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    w = np.array([1000 / 2700, 1000 / 270, 1000 / 30])   # balanced: uniform effective prior
+    assert choose_tau(probs, y, y_train, w)[0] == 0.0
+    assert choose_tau(probs, y, y_train, w, min_beats=50)[0] == 0.25

@@ -54,6 +54,7 @@ class RunConfig:
     rhythm: bool = False
     train_classes: tuple[str, ...] = ()
     decision_prior: float | str = "auto"
+    selection_min_beats: int = 50
     rhythm_features: tuple[str, ...] = ()
     timed_classes: tuple[str, ...] = ()
 
@@ -134,6 +135,7 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         rhythm=spec.rhythm,
         train_classes=_train_classes(spec.train_classes, spec.labels, f"train.runs.{run}"),
         decision_prior=train.decision_prior if train.decision_prior == "auto" else float(train.decision_prior),
+        selection_min_beats=train.selection_min_beats,
         rhythm_features=tuple(train.rhythm_features),   # the rhythm branch's, and the rhythm-only baseline's
         timed_classes=_timed(spec, run),
     )

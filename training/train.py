@@ -112,9 +112,13 @@ class Prepared:
         for fold in self.plan.folds:
             sels = fold_selections(images, self.y_rows, self.beat_rows, beat_pos, fold, crops=cfg.crops)
             for side in ("train", "val"):
-                if cfg.max_train_images and len(sels[side]):
+                if cfg.max_train_images and len(sels[side]) > cfg.max_train_images:
                     rng = np.random.default_rng([cfg.seed, 2, fold.index, side == "val"])
-                    sels[side] = sels[side].take(cap_per_class(sels[side].y, cfg.max_train_images, rng))
+                    # training: water-filled over classes; validation: a uniform sample, so that its class
+                    # frequencies stay those of its records (the epoch and the decision prior are chosen there)
+                    keep = (cap_per_class(sels[side].y, cfg.max_train_images, rng) if side == "train" else
+                            np.sort(rng.choice(len(sels[side]), cfg.max_train_images, replace=False)))
+                    sels[side] = sels[side].take(keep)
             check_fold_rows(fold.index, beat_ids, records, crop, train=sels["train"].rows, val=sels["val"].rows,
                             test=sels["test"].rows, by_record=cfg.folds in ("record", "ds1ds2"),
                             test_beats=self.beat_ids[fold.test])
@@ -229,7 +233,8 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     callbacks: list[Any] = [log]
     selector = None
     if val_ds is not None:         # selection by macro F1 on the validation records; it logs before EpochLog
-        selector = MacroF1Selection(val_ds, sels["val"].y, sels["train"].y, weights, tau, cfg.patience)
+        selector = MacroF1Selection(val_ds, sels["val"].y, sels["train"].y, weights, tau, cfg.patience,
+                                    min_beats=cfg.selection_min_beats)
         callbacks.insert(0, selector)
     t0 = time.perf_counter()
     model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)

@@ -398,6 +398,7 @@ class TrainParams(Section):
     class_weight: Literal["balanced", "none"]
     class_weight_max_ratio: Annotated[float, AfterValidator(_max_ratio)] = 0.0
     decision_prior: Union[Literal["auto"], Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = "auto"
+    selection_min_beats: Annotated[int, Field(ge=1)] = 50
     rhythm_features: Annotated[list[RhythmFeature], Field(min_length=1)] = list(DEFAULT_RHYTHM_FEATURES)
     runs: Annotated[dict[str, RunSection], Field(min_length=1)]
     small_cnn: Optional[ModelParams] = None
