@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     dest = args.dir or Path(tempfile.mkdtemp(prefix="bench-repro-"))
     repo = clone(dest)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, text=True, capture_output=True).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, text=True,
+                         capture_output=True).stdout.strip()
     print(f"bench_repro: dvc repro in a fresh clone of {rev} at {repo} on {os.cpu_count()} CPUs", flush=True)
     stages, total, rc = repro(repo)
     print("\n| stage | wall s | share |\n|---|---:|---:|")

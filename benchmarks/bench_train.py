@@ -362,7 +362,8 @@ def section_default_models(images_dir: Path, args, pipe: dict) -> None:
         if ("cv2", size) not in pipe:
             pipe["cv2", size] = bench_pipeline(images_dir, size, 256, "cv2", limit=args.limit)
         p = pipe["cv2", size]
-        print(f"| {name} | {size} px | {m['width']} | {m['batch_size']} | {'yes' + (' (timed S)' if timed else '') if rhythm else 'no'} "
+        branch = ("yes (timed S)" if timed else "yes") if rhythm else "no"
+        print(f"| {name} | {size} px | {m['width']} | {m['batch_size']} | {branch} "
               f"| {r['params']:,} | {r['images_per_s']:,.1f} | {r['cpu_us']:,.0f} | {r['rss_gb']:.2f} | "
               f"{p['images_per_s']:,.0f} | {p['images_per_s'] / r['images_per_s']:.1f}x | "
               f"{r['cpu_us'] / p['cpu_us']:.1f}x |", flush=True)
