@@ -2,8 +2,9 @@
 
 Sections: the classification table (one row per run, its two baseline rows under it, then the
 published rows), the fold means and standard deviations, the AAMI EC57 table (``bxb`` scoring, see
-:mod:`evaluation.ec57`), per-class figures of each run, the R-peak detector report, and the
-provenance of every row. Pure text from the metrics; nothing is recomputed here.
+:mod:`evaluation.ec57`), per-class figures of each run, the R-peak detector report, the paper-ECG
+digitiser and digitise-then-classify reports, and the provenance of every row. Pure text from the
+metrics; nothing is recomputed here.
 """
 from __future__ import annotations
 
@@ -328,6 +329,73 @@ def detector_section(detector: dict[str, Any] | None) -> list[str]:
     return lines + _table(["record", "TP", "FP", "FN", "Se %", "+P %"], rows) + [""]
 
 
+@dataclass(frozen=True)
+class PaperReports:
+    """The paper-ECG reports shown in the benchmark, as read (None: the file is absent).
+
+    ``digitize``: ``reports/digitize.json`` (:mod:`evaluation.digitize`); ``classify``:
+    ``reports/digitized_classify.json`` (:mod:`evaluation.digitized_classify`).
+    """
+
+    digitize: dict[str, Any] | None = None
+    classify: dict[str, Any] | None = None
+
+
+DIGITIZER_NOTE = (
+    "The classical digitiser on the paper strips of each variant (`docs/digitize.md`): strips it digitised "
+    "(`ok`) of those printed; mean SNR per strip and lead (PhysioNet Challenge 2024's `compute_snr`; a failed "
+    "strip scores 0 dB, a perfect lead 100 dB), raw and after the bounded time/offset alignment; samples "
+    "recovered; the project's R-peak detector on the first lead of the digitised strips against the reference "
+    "beats (Se, +P), and the same detector on the printed (ground-truth) signal. Synthetic strips of two "
+    "leads: not comparable with the Challenge's scanned 12-lead printouts."
+)
+
+CLASSIFY_HEAD: tuple[tuple[str, tuple[str, str] | None], ...] = (
+    ("accuracy", None), ("S Se", ("S", "sensitivity")), ("S +P", ("S", "ppv")),
+    ("V Se", ("V", "sensitivity")), ("V +P", ("V", "ppv")),
+)
+
+
+def digitizer_section(report: dict[str, Any] | None) -> list[str]:
+    """Per paper variant: strips ok, mean SNR (raw, aligned), recovered, R-peak Se/+P (``reports/digitize.json``)."""
+    lines = ["## Paper ECG: digitiser", ""]
+    if report is None:
+        return lines + ["No digitiser report: `reports/digitize.json` is absent (`dvc repro score_digitize` "
+                        "writes it).", ""]
+    head = ["variant", "strips ok", "mean SNR dB", "aligned SNR dB", "recovered %", "R-peak Se %", "R-peak +P %",
+            "truth Se %", "truth +P %"]
+    rows = []
+    for name, v in report["variants"].items():
+        det, truth = v["rpeak"]["digitized"], v["rpeak"]["truth"]
+        rows.append([name, f"{(v.get('status') or {}).get('ok', 0):,} / {v['strips']:,}", dec(v["snr_db"], 2),
+                     dec(v["snr_aligned_db"], 2), pct(v["recovered"]), pct(det["sensitivity"]), pct(det["ppv"]),
+                     pct(truth["sensitivity"]), pct(truth["ppv"])])
+    return lines + [DIGITIZER_NOTE, ""] + _table(head, rows) + [""]
+
+
+def digitized_classify_section(report: dict[str, Any] | None) -> list[str]:
+    """The model on digitised beats beside its own predictions of them (``reports/digitized_classify.json``)."""
+    lines = ["## Digitise, then classify", ""]
+    if report is None:
+        return lines + ["No digitise-then-classify report: `reports/digitized_classify.json` is absent "
+                        "(`dvc repro classify_digitized` writes it).", ""]
+    ex, changed = report["excluded"], report["changed"]
+    pairs = ", ".join(f"{k} {v:,}" for k, v in sorted(changed["pairs"].items(), key=lambda kv: (-kv[1], kv[0])))
+    rows = [[label, f"{side['n']:,}", *[pct(side["accuracy"] if key is None else side[key[1]][key[0]], 1)
+                                        for _, key in CLASSIFY_HEAD]]
+            for label, side in (("original signals", report["original"]), ("digitised strips", report["digitized"]))]
+    lines += [f"Run `{report['run']}` on the beats cut from the digitised clean strips (`classify_digitized`, "
+              f"`docs/digitize.md`): {report['beats']:,} of its {report['test_beats']:,} test beats lie wholly inside "
+              f"one digitised strip of their lead with every sample recovered ({ex['outside_strips']:,} outside the "
+              f"strips, {ex['lead_not_digitised']:,} lead not digitised, {ex['not_recovered']:,} not recovered). "
+              "Both rows score the same beats (EC57, percent; scored beats after EC57's exclusions); the original row "
+              "is the run's own prediction. The digitised beats are drawn as the render stage draws them and get the "
+              "same rhythm features (reference RR intervals): the difference is what digitisation does to the beat "
+              f"images. {changed['beats']:,} beats ({pct(changed['fraction'])}%) change class"
+              + (f" ({pairs})." if pairs else "."), ""]
+    return lines + _table(["signals", "scored beats", *[h for h, _ in CLASSIFY_HEAD]], rows) + [""]
+
+
 def _number(value: Any, fmt: str) -> str:
     return fmt.format(value) if isinstance(value, (int, float)) else DASH
 
@@ -347,8 +415,11 @@ def provenance_section(runs: Sequence[RunReport], revision: str) -> list[str]:
 
 
 def render_benchmark(runs: Sequence[RunReport], published: Sequence[Published],
-                     detector: dict[str, Any] | None, revision: str) -> str:
+                     detector: dict[str, Any] | None, revision: str, paper: PaperReports | None = None) -> str:
     """The whole ``benchmark.md`` text.
+
+    ``paper``: the paper-ECG reports; when given, the sections "Paper ECG: digitiser" and "Digitise, then
+    classify" follow the detector report (each saying so when its file is absent); None leaves both out.
 
     Examples
     --------
@@ -365,5 +436,8 @@ def render_benchmark(runs: Sequence[RunReport], published: Sequence[Published],
     lines += ec57_section(runs, published)
     lines += per_class_section(runs)
     lines += detector_section(detector)
+    if paper is not None:
+        lines += digitizer_section(paper.digitize)
+        lines += digitized_classify_section(paper.classify)
     lines += provenance_section(runs, revision)
     return "\n".join(lines).rstrip("\n") + "\n"

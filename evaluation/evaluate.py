@@ -16,7 +16,9 @@ for identical inputs:
   (templates in ``evaluation/templates/``);
 * ``<out>/figures/evaluation/confusion_<run>.png`` and ``roc_<run>.png``;
 * ``<out>/benchmark.md``: our runs, each with its two baseline rows, beside the published figures,
-  with provenance, the EC57 table and the R-peak detector report.
+  with provenance, the EC57 table, the R-peak detector report and the paper-ECG reports
+  (``--digitize``, default ``<out>/digitize.json``; ``--digitized-classify``, default
+  ``<out>/digitized_classify.json``; a section says so when its file is absent).
 """
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, run_stage
+from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, read_json, run_stage
 
-from .benchmark import RunReport, render_benchmark
+from .benchmark import PaperReports, RunReport, render_benchmark
 from .detector import read_detector
 from .figures import confusion_png, roc_png
 from .output import to_json, to_json_rows, write_text
@@ -59,11 +61,65 @@ def run_names(params: dict[str, Any], params_path: str | Path) -> list[str]:
     return sorted(str(name) for name in runs)
 
 
+#: Keys the benchmark reads from ``reports/digitize.json`` (``*``: every entry of a mapping).
+DIGITIZE_KEYS: tuple[str, ...] = (
+    "variants", "variants.*.strips", "variants.*.status", "variants.*.snr_db", "variants.*.snr_aligned_db",
+    "variants.*.recovered", "variants.*.rpeak.digitized.sensitivity", "variants.*.rpeak.digitized.ppv",
+    "variants.*.rpeak.truth.sensitivity", "variants.*.rpeak.truth.ppv")
+
+#: Keys the benchmark reads from ``reports/digitized_classify.json``.
+CLASSIFY_KEYS: tuple[str, ...] = (
+    "run", "test_beats", "beats", "excluded.outside_strips", "excluded.lead_not_digitised", "excluded.not_recovered",
+    *(f"{side}.{key}" for side in ("original", "digitized")
+      for key in ("n", "accuracy", "sensitivity.S", "ppv.S", "sensitivity.V", "ppv.V")),
+    "changed.beats", "changed.fraction", "changed.pairs")
+
+
+def check_keys(doc: Any, paths: Sequence[str], where: str) -> None:
+    """Raise :class:`DataError` naming ``where`` and the first dotted key path of ``paths`` missing in ``doc``.
+
+    Examples
+    --------
+    >>> check_keys({"a": {"x": {"b": 1}, "y": {}}}, ["a.*.b"], "r.json")
+    Traceback (most recent call last):
+    ...
+    pipelines.core.errors.DataError: r.json: missing key 'a.y.b'
+    """
+    def walk(node: Any, keys: list[str], done: list[str]) -> None:
+        if not keys:
+            return
+        if not isinstance(node, dict):
+            raise DataError(where, f"'{'.'.join(done)}' is not an object")
+        head, rest = keys[0], keys[1:]
+        for name in (list(node) if head == "*" else [head]):
+            if name not in node:
+                raise DataError(where, f"missing key {'.'.join([*done, name])!r}")
+            walk(node[name], rest, [*done, str(name)])
+
+    for path in paths:
+        walk(doc, path.split("."), [])
+
+
+def read_paper_reports(digitize_path: str | Path, classify_path: str | Path) -> PaperReports:
+    """The two paper-ECG reports, each None when its file is absent; :class:`DataError` naming a file that is
+    not JSON or lacks a key the benchmark shows."""
+    docs = []
+    for path, keys in ((Path(digitize_path), DIGITIZE_KEYS), (Path(classify_path), CLASSIFY_KEYS)):
+        doc = read_json(path, "not found") if path.is_file() else None
+        if doc is not None:
+            check_keys(doc, keys, str(path))
+        docs.append(doc)
+    return PaperReports(*docs)
+
+
 def evaluate(params_path: str | Path, models_dir: str | Path, detector_path: str | Path, out_dir: str | Path,
-             *, revision: str | None = None, stream: TextIO | None = None) -> str:
+             *, digitize_path: str | Path | None = None, classify_path: str | Path | None = None,
+             revision: str | None = None, stream: TextIO | None = None) -> str:
     """Run the whole stage; return its one-line summary.
 
     Every input is read and checked, and every output computed, before anything is written.
+    ``digitize_path`` and ``classify_path`` (default ``<out_dir>/digitize.json`` and
+    ``<out_dir>/digitized_classify.json``) may be absent: their benchmark sections then say so.
 
     Raises
     ------
@@ -82,6 +138,8 @@ def evaluate(params_path: str | Path, models_dir: str | Path, detector_path: str
         raise DataError(str(models_dir), f"no run directory for {', '.join(missing)} (listed in train.runs "
                                          f"of {params_path}; run `dvc repro train` first)")
     detector = read_detector(detector_path)
+    paper = read_paper_reports(out_dir / "digitize.json" if digitize_path is None else digitize_path,
+                               out_dir / "digitized_classify.json" if classify_path is None else classify_path)
     revision = git_revision() if revision is None else revision
 
     progress = Progress("evaluate", total=len(names), unit="runs", stream=stream, interval=0)
@@ -105,7 +163,7 @@ def evaluate(params_path: str | Path, models_dir: str | Path, detector_path: str
             {c: pc[c]["support"] for c in run.classes}, run.n)
         n_beats += run.n
         progress.update(1, note=f"{name}: {run.n:,} test beats, accuracy {m['pooled']['accuracy']:.4f}")
-    benchmark = render_benchmark(reports, published, detector, revision)
+    benchmark = render_benchmark(reports, published, detector, revision, paper)
 
     write_text(out_dir / "metrics.json", to_json(metrics))
     with atomic_dir(out_dir / "plots") as tmp:
@@ -127,9 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (train.runs, evaluate.published)")
     parser.add_argument("--models", required=True, help="folder of the run folders, e.g. models")
     parser.add_argument("--detector", required=True, help="R-peak detector report, e.g. reports/detector.json")
+    parser.add_argument("--digitize", default=None,
+                        help="digitiser report (optional; default <out>/digitize.json)")
+    parser.add_argument("--digitized-classify", default=None,
+                        help="digitise-then-classify report (optional; default <out>/digitized_classify.json)")
     parser.add_argument("--out", required=True, help="reports folder, e.g. reports")
     args = parser.parse_args(argv)
-    return run_stage("evaluate", lambda: evaluate(args.params, args.models, args.detector, args.out))
+    return run_stage("evaluate", lambda: evaluate(args.params, args.models, args.detector, args.out,
+                                                  digitize_path=args.digitize,
+                                                  classify_path=args.digitized_classify))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,11 @@ PUBLIC_API: dict[str, str] = {
     "render_beats": "pipelines.imaging.raster",
     "nine_crops": "pipelines.imaging.crops",
     "crop_windows": "pipelines.imaging.crops",
+    "RenderConfig": "pipelines.imaging.draw",
+    "BeatGeometry": "pipelines.imaging.draw",
+    "draw_beats": "pipelines.imaging.draw",
+    "beat_exclusions": "pipelines.imaging.draw",
+    "record_amplitude": "pipelines.imaging.scale",
     # paper printouts (docs/paper.md)
     "read_paper": "pipelines.formats.paper",
     "iter_paper": "pipelines.formats.paper",
@@ -104,6 +109,7 @@ PUBLIC_API: dict[str, str] = {
     "decode_images": "pipelines.formats.png",
     "read_beats": "pipelines.formats.beats",
     "verify_beats": "pipelines.formats.beats",
+    "gather_signals": "pipelines.formats.beats",
 }
 
 __all__ = sorted(PUBLIC_API)

@@ -527,3 +527,88 @@ def test_untrained_q_beats_leave_the_classification_figures_but_not_the_test_set
     assert m["baselines"]["majority"]["ec57"]["pooled"]["sensitivity"]["N"] == 1.0
     text = render_benchmark([RunReport("q4", run.info, m)], [], None, "abc")
     assert f"| {600 - n_q:,} (+{n_q:,} Q, untrained) |" in text
+
+
+# -- the paper-ECG sections (reports/digitize.json, reports/digitized_classify.json) --------------------------
+
+def _rpeak(tp: int, fp: int, fn: int) -> dict:
+    return {"tp": tp, "fp": fp, "fn": fn, "sensitivity": tp / (tp + fn), "ppv": tp / (tp + fp)}
+
+
+def _side(accuracy: float, s: tuple[float, float], v: tuple[float, float]) -> dict:
+    figures = {"N": 0.95, "S": None, "V": None, "F": None}
+    return {"n": 1200, "accuracy": accuracy, "sensitivity": {**figures, "S": s[0], "V": v[0]},
+            "ppv": {**figures, "S": s[1], "V": v[1]}, "fpr": figures, "f1": figures,
+            "support": {"N": 1000, "S": 100, "V": 90, "F": 10}, "excluded": {"paced": 0, "q": 2}}
+
+
+def make_paper_reports(out: Path) -> tuple[Path, Path]:
+    """``digitize.json`` and ``digitized_classify.json`` in ``out``, in their writers' formats."""
+    out.mkdir(parents=True, exist_ok=True)
+    variant = {"strips": 240, "leads": 480, "status": {"ok": 238, "trace_lost": 2}, "snr_db": 20.4123,
+               "snr_aligned_db": 22.5, "recovered": 0.995, "rpeak": {"digitized": _rpeak(2800, 5, 20),
+                                                                     "truth": _rpeak(2810, 3, 10)}}
+    failed = {**variant, "status": {"no_grid": 240}, "snr_db": 0.0, "snr_aligned_db": 0.0, "recovered": 0.0,
+              "rpeak": {"digitized": {"tp": 0, "fp": 0, "fn": 2820, "sensitivity": 0.0, "ppv": float("nan")},
+                        "truth": _rpeak(2810, 3, 10)}}
+    digitize = {"snr": "helper_code.compute_snr", "alignment": {"max_shift_s": 0.5, "max_offset_mv": 1.0},
+                "variants": {"clean": variant, "scan": failed}}
+    classify = {"run": "small_cnn-ds1ds2", "inputs": {}, "strip_seconds": 10.0, "rhythm_features": None,
+                "test_beats": 49712, "beats": 1234,
+                "excluded": {"lead_not_digitised": 0, "outside_strips": 48470, "not_recovered": 8}, "records": {},
+                "original": _side(0.91234, (0.5, 0.25), (0.8, 0.9)),
+                "digitized": _side(0.87654, (0.4, 0.2), (0.7, 0.85)),
+                "changed": {"beats": 37, "fraction": 0.03, "pairs": {"N->S": 17, "N->V": 20}}}
+    (out / "digitize.json").write_text(json.dumps(digitize))          # NaN as the writer writes it
+    (out / "digitized_classify.json").write_text(json.dumps(classify))
+    return out / "digitize.json", out / "digitized_classify.json"
+
+
+def test_paper_sections_say_when_their_reports_are_absent(stage):
+    root, _ = stage
+    text = (root / "reports" / "benchmark.md").read_text()
+    assert "## Paper ECG: digitiser\n\nNo digitiser report: `reports/digitize.json` is absent" in text
+    assert "## Digitise, then classify\n\nNo digitise-then-classify report: `reports/digitized_classify.json`" in text
+    assert text.index("## R-peak detector") < text.index("## Paper ECG: digitiser") < text.index("## Provenance")
+
+
+def test_paper_sections_show_the_reports(one_run):
+    make_paper_reports(one_run / "reports")       # the default place: beside the outputs
+    evaluate(one_run / "params.yaml", one_run / "models", one_run / "detector.json", one_run / "reports",
+             stream=open(os.devnull, "w"))
+    text = (one_run / "reports" / "benchmark.md").read_text()
+    assert "| clean | 238 / 240 | 20.41 | 22.50 | 99.50 | 99.29 | 99.82 | 99.65 | 99.89 |" in text
+    assert "| scan | 0 / 240 | 0.00 | 0.00 | 0.00 | 0.00 | — | 99.65 | 99.89 |" in text
+    assert "| original signals | 1,200 | 91.2 | 50.0 | 25.0 | 80.0 | 90.0 |" in text
+    assert "| digitised strips | 1,200 | 87.7 | 40.0 | 20.0 | 70.0 | 85.0 |" in text
+    assert "Run `small_cnn-ds1ds2`" in text and "1,234 of its 49,712 test beats" in text
+    assert "48,470 outside the strips" in text and "37 beats (3.00%) change class (N->V 20, N->S 17)." in text
+
+    elsewhere = make_paper_reports(one_run / "elsewhere")     # explicit paths (the dvc.yaml command line)
+    (one_run / "reports" / "digitize.json").unlink()
+    (one_run / "reports" / "digitized_classify.json").unlink()
+    assert main(["--params", str(one_run / "params.yaml"), "--models", str(one_run / "models"), "--detector",
+                 str(one_run / "detector.json"), "--digitize", str(elsewhere[0]), "--digitized-classify",
+                 str(elsewhere[1]), "--out", str(one_run / "reports")]) == 0
+    assert (one_run / "reports" / "benchmark.md").read_text() == text
+
+
+def test_bad_paper_reports_are_refused_naming_the_file(one_run):
+    digitize, classify = make_paper_reports(one_run / "in")
+    doc = json.loads(classify.read_text())
+    del doc["changed"]["pairs"]
+    classify.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"digitized_classify.json: missing key 'changed.pairs'"):
+        evaluate(one_run / "params.yaml", one_run / "models", one_run / "detector.json", one_run / "reports",
+                 digitize_path=digitize, classify_path=classify)
+    doc = json.loads(digitize.read_text())
+    del doc["variants"]["scan"]["rpeak"]["truth"]
+    digitize.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"digitize.json: missing key 'variants.scan.rpeak.truth'"):
+        evaluate(one_run / "params.yaml", one_run / "models", one_run / "detector.json", one_run / "reports",
+                 digitize_path=digitize, classify_path=one_run / "absent.json")
+    digitize.write_text("{not json")
+    with pytest.raises(DataError, match="digitize.json: not valid JSON"):
+        evaluate(one_run / "params.yaml", one_run / "models", one_run / "detector.json", one_run / "reports",
+                 digitize_path=digitize)
+    assert not (one_run / "reports").exists()

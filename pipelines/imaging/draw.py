@@ -225,6 +225,13 @@ def draw(values: np.ndarray, offsets: np.ndarray, cfg: RenderConfig, geometry: B
     return recipe_render(values, offsets, size=cfg.size)
 
 
+#: Public names of what the render stage draws and drops (``pipelines.draw_beats``,
+#: ``pipelines.beat_exclusions``), for callers that draw beat windows in memory exactly as the stage
+#: does (``evaluation.digitized_classify``).
+draw_beats = draw
+beat_exclusions = exclusions
+
+
 def render_chunk(values: np.ndarray, offsets: np.ndarray, augment: np.ndarray, cfg: RenderConfig,
                  geometry: BeatGeometry | None = None) -> EncodedChunk:
     """Draw a chunk of beats, add the nine crops of the ``augment`` beats, PNG-encode every row.
