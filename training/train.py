@@ -38,8 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import (ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, peak_rss_mb, run_stage,
-                       write_json)
+from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, peak_rss_mb, run_stage, write_json
 
 from .config import RunConfig, run_config
 from .data import (Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset,
