@@ -44,7 +44,9 @@ def test_vgg_keys_reach_the_run_and_other_models_take_the_defaults():
                                                                train["small_cnn"]["learning_rate"])
     record = run_config(train, "small_cnn-record")           # per-run overrides of the model section
     assert (record.max_train_images, record.epochs) == (train["runs"]["small_cnn-record"]["max_train_images"],
-                                                        train["runs"]["small_cnn-record"]["epochs"])
+                                                        train["small_cnn"]["epochs"])
+    jun8 = run_config(train, "small_cnn-beat-jun8")
+    assert jun8.epochs == train["runs"]["small_cnn-beat-jun8"]["epochs"] != train["small_cnn"]["epochs"]
     assert run_config(train, "small_cnn-beat-jun8").crops == "all" and cnn.crops == train["crops"]
     assert cnn.timed_classes == ("S",) and run_config(train, "small_cnn-ds1ds2-image").timed_classes == ()
 
