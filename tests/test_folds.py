@@ -302,3 +302,25 @@ def test_record_validation_holds_every_class_with_two_training_records():
             for c, n in train_counts.items():
                 if n >= 2:
                     assert (y[f.val] == c).any(), (seed, f.index, c)
+
+
+def test_record_validation_takes_the_record_with_most_beats_of_a_rare_class_it_can_spare():
+    # DS1-like training side: class 1 in four records (5, 40, 60, 300 beats), class 2 in two (2 and 90),
+    # 300 N beats in each of 12 records. The record holding 300 of class 1's 405 beats (over half) and
+    # the one holding 90 of class 2's 92 are never taken; validation gets the 60 beats of class 1 and
+    # the 2 of class 2 (its only spare holder), whatever the seed
+    from training.folds import _carve_by_record
+
+    sizes = {"r0": {1: 5}, "r1": {1: 40}, "r2": {1: 60}, "r3": {1: 300}, "r4": {2: 2}, "r5": {2: 90}}
+    recs, y = [], []
+    for r in [f"r{i}" for i in range(12)]:
+        for c, n in sizes.get(r, {}).items():
+            recs += [r] * n
+            y += [c] * n
+        recs += [r] * 300
+        y += [0] * 300
+    rec, y = np.array(recs, dtype=object), np.array(y, np.int64)
+    for seed in range(6):
+        train, val = _carve_by_record(np.arange(len(y)), rec, y, 0.01, np.random.default_rng(seed), 3)
+        assert {"r2", "r4"} <= set(rec[val]) and not {"r3", "r5"} & set(rec[val]), (seed, set(rec[val]))
+        assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(y)
