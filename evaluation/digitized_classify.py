@@ -34,9 +34,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines import (RR_COLUMNS, BeatGeometry, DataError, Progress, RenderConfig, beat_exclusions, draw_beats,
-                       gather_signals, load_params, read_beats, read_digitized, record_amplitude, record_signals,
-                       rhythm_features, run_stage)
+from pipelines import (RR_COLUMNS, BeatGeometry, DataError, Progress, RenderConfig, beat_exclusions, beat_geometry,
+                       draw_beats, load_params, read_beats, read_digitized, record_signals, rhythm_columns, run_stage)
 from training.data import select_features
 
 from .ec57 import ec57_confusion, ec57_exclusions, ec57_scores, is_ec57_run
@@ -222,36 +221,30 @@ def cut_windows(signals: Mapping[str, Any], beats: RunBeats, where: str) -> tupl
     return code, flat_values, offsets
 
 
-def beat_geometry(beats: Any, rows: np.ndarray, cfg: RenderConfig, where: str) -> BeatGeometry | None:
-    """The render stage's :class:`~pipelines.BeatGeometry` of beats-table rows ``rows`` (None for the recipe).
+def drawn_geometry(beats: Any, rows: np.ndarray, cfg: RenderConfig, where: str) -> BeatGeometry | None:
+    """The render stage's geometry (:func:`pipelines.beat_geometry`) of beats-table rows ``rows``; None
+    for the recipe's scales.
 
-    R index in the window and sampling rate of each beat; with ``render.scale.amplitude: record`` the
-    record amplitude as the render stage computes it: over every beat of the record it draws (all the
-    beats table's beats but those it excludes), from the original samples.
+    With ``render.scale.amplitude: record`` the record amplitude comes, as in the render stage, from every
+    beat of the record it draws (all the beats table's beats but those it excludes), original samples.
     """
     if cfg.scale.is_recipe:
         return None
-    meta = beats.meta
-    r_index = meta.column("r_sample").to_numpy() - meta.column("start").to_numpy()
-    amp = None
-    if cfg.scale.amplitude == "record":
-        keep = np.flatnonzero(beat_exclusions(beats) == 0)
-        pos = np.minimum(np.searchsorted(keep, rows), max(len(keep) - 1, 0))
-        if len(keep) == 0 or not np.array_equal(keep[pos], rows):
-            raise DataError(where, "a test beat has a window the render stage does not draw (NaN or too short)")
-        values, offsets = gather_signals(beats.values, beats.offsets, keep)
-        record = meta.column("record").to_numpy(zero_copy_only=False)[keep]
-        amp = record_amplitude(record, values, offsets, r_index[keep])[pos]
-    return BeatGeometry(r_index=r_index[rows].astype(np.int64),
-                        fs=meta.column("fs").to_numpy()[rows].astype(np.float64), amp=amp)
+    if cfg.scale.amplitude != "record":
+        return beat_geometry(beats, rows, cfg)
+    keep = np.flatnonzero(beat_exclusions(beats) == 0)
+    pos = np.minimum(np.searchsorted(keep, rows), max(len(keep) - 1, 0))
+    if len(keep) == 0 or not np.array_equal(keep[pos], rows):
+        raise DataError(where, "a test beat has a window the render stage does not draw (NaN or too short)")
+    g = beat_geometry(beats, keep, cfg)
+    return BeatGeometry(r_index=g.r_index[pos], fs=g.fs[pos], amp=g.amp[pos])
 
 
 def rhythm_inputs(beats: Any, rows: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
     """The rhythm features of beats-table rows ``rows`` exactly as :func:`training.data.rhythm_inputs` makes
     them from the image shards (the same RR columns, copied there from this table), float32."""
-    cols = [beats.meta.column(c).to_numpy(zero_copy_only=False).astype(np.float64)[rows] for c in RR_COLUMNS]
-    features = select_features(rhythm_features(*cols), names)
-    return np.nan_to_num(np.asarray(features, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    features = rhythm_columns({c: beats.meta.column(c).to_numpy(zero_copy_only=False)[rows] for c in RR_COLUMNS})
+    return np.nan_to_num(np.asarray(select_features(features, names), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def classify(values: np.ndarray, offsets: np.ndarray, geometry: BeatGeometry | None, features: np.ndarray | None,
@@ -318,7 +311,7 @@ def run_classify(params_path: str | Path, digitized_path: str | Path, beats_path
         raise DataError(str(digitized_path), f"no test beat of {run_dir} lies wholly inside a digitised strip "
                                              "of its lead with every sample recovered")
     rows = test.row[cut]
-    geometry = beat_geometry(beats, rows, cfg, str(beats_path))
+    geometry = drawn_geometry(beats, rows, cfg, str(beats_path))
     names = run["params"].get("rhythm_features") or None
     features = rhythm_inputs(beats, rows, names) if run.get("rhythm") else None
     del beats  # the samples of every beat: no longer needed

@@ -85,9 +85,9 @@ PUBLIC_API: dict[str, str] = {
     "crop_windows": "pipelines.imaging.crops",
     "RenderConfig": "pipelines.imaging.draw",
     "BeatGeometry": "pipelines.imaging.draw",
+    "beat_geometry": "pipelines.imaging.draw",
     "draw_beats": "pipelines.imaging.draw",
     "beat_exclusions": "pipelines.imaging.draw",
-    "record_amplitude": "pipelines.imaging.scale",
     # paper printouts (docs/paper.md)
     "read_paper": "pipelines.formats.paper",
     "iter_paper": "pipelines.formats.paper",
@@ -109,7 +109,6 @@ PUBLIC_API: dict[str, str] = {
     "decode_images": "pipelines.formats.png",
     "read_beats": "pipelines.formats.beats",
     "verify_beats": "pipelines.formats.beats",
-    "gather_signals": "pipelines.formats.beats",
 }
 
 __all__ = sorted(PUBLIC_API)

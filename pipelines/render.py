@@ -60,9 +60,8 @@ from .formats import shards
 from .formats.beats import gather_signals, read_beats
 from .formats.card import write_card
 from .formats.layout import DatasetWriter
-from .imaging.draw import (EXCLUSION_REASONS, BeatGeometry, RenderConfig, augment_mask, chunk_edges, exclusions,
+from .imaging.draw import (EXCLUSION_REASONS, RenderConfig, augment_mask, beat_geometry, chunk_edges, exclusions,
                            render_chunk)
-from .imaging.scale import record_amplitude
 from .signal.rhythm import RR_COLUMNS
 
 #: At most this many excluded beat ids are listed per reason in the manifest.
@@ -97,22 +96,6 @@ def _publish_permissions(directory: Path) -> None:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
-def _geometry(beats: Any, keep: np.ndarray, cfg: RenderConfig) -> BeatGeometry:
-    """R index, sampling rate and (``amplitude: record``) record amplitude of the kept beats.
-
-    The record amplitude is computed once over all of a record's beats, before chunking, so that a
-    record cut across two chunks has one unit.
-    """
-    meta = beats.meta
-    r_index = (meta.column("r_sample").to_numpy() - meta.column("start").to_numpy())[keep]
-    fs = meta.column("fs").to_numpy()[keep]
-    amp = None
-    if cfg.scale.amplitude == "record":
-        values, offsets = gather_signals(beats.values, beats.offsets, keep)
-        amp = record_amplitude(meta.column("record").to_numpy(zero_copy_only=False)[keep], values, offsets, r_index)
-    return BeatGeometry(r_index=r_index.astype(np.int64), fs=fs.astype(np.float64), amp=amp)
-
-
 # --------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------
@@ -145,7 +128,7 @@ def run_render(method: str, beats_path: str | os.PathLike, out_dir: str | os.Pat
     edges = chunk_edges(rows_per_beat)
     n_chunks = len(edges) - 1
     expected_rows = int(rows_per_beat.sum())
-    geometry = None if cfg.scale.is_recipe else _geometry(beats, keep, cfg)
+    geometry = None if cfg.scale.is_recipe else beat_geometry(beats, keep, cfg)
 
     def tasks() -> Iterator[tuple]:
         for a, b in zip(edges[:-1], edges[1:]):

@@ -20,10 +20,10 @@ import pyarrow.compute as pc
 
 from ..core.parallel import in_dask_worker, local_workers, scheduler_address
 from ..formats import shards
-from ..formats.beats import Beats
+from ..formats.beats import Beats, gather_signals
 from .crops import INTERPOLATIONS as crop_interpolations
 from .crops import nine_crops
-from .scale import ImageScale
+from .scale import ImageScale, record_amplitude
 
 #: Drawing engines (``render.engine``).
 ENGINES: tuple[str, ...] = ("raster", "matplotlib")
@@ -208,6 +208,23 @@ class BeatGeometry:
 
     def take(self, a: int, b: int) -> "BeatGeometry":
         return BeatGeometry(self.r_index[a:b], self.fs[a:b], None if self.amp is None else self.amp[a:b])
+
+
+def beat_geometry(beats: Beats, keep: np.ndarray, cfg: RenderConfig) -> BeatGeometry:
+    """R index, sampling rate and (``amplitude: record``) record amplitude of the beats ``keep`` of a
+    beats table, as the render stage draws them.
+
+    The record amplitude is computed once over all the kept beats of a record, before chunking, so that
+    a record cut across two chunks has one unit.
+    """
+    meta = beats.meta
+    r_index = (meta.column("r_sample").to_numpy() - meta.column("start").to_numpy())[keep]
+    fs = meta.column("fs").to_numpy()[keep]
+    amp = None
+    if cfg.scale.amplitude == "record":
+        values, offsets = gather_signals(beats.values, beats.offsets, keep)
+        amp = record_amplitude(meta.column("record").to_numpy(zero_copy_only=False)[keep], values, offsets, r_index)
+    return BeatGeometry(r_index=r_index.astype(np.int64), fs=fs.astype(np.float64), amp=amp)
 
 
 def draw(values: np.ndarray, offsets: np.ndarray, cfg: RenderConfig, geometry: BeatGeometry | None = None
