@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.selection import TAUS, adjust, choose_tau, macro_f1, prior_bias
+from training.selection import TAUS, adjust, choose_tau, macro_f1, prevalence_weights, prior_bias
 
 
 def test_bias_moves_from_equal_priors_to_the_training_frequencies():
@@ -45,7 +45,7 @@ def test_macro_f1_counts_a_never_predicted_class_as_zero():
 def test_a_class_with_too_few_validation_beats_does_not_choose_tau():
     # 200 N, 100 S and 2 F validation beats; 20 N beats look a little like F. tau = 0 finds both F beats
     # at the price of 20 false F: macro F1 over all three classes prefers it, the F1 of N and S alone
-    # (F has fewer than min_beats) prefers tau = 0.25, which calls the 22 beats N
+    # (F has fewer than min_beats) prefers tau = 0.2, the first tau of TAUS that calls the 22 beats N
     y = np.array([0] * 200 + [1] * 100 + [2] * 2)
     probs = np.full((y.size, 3), 0.1)
     probs[np.arange(y.size), y] = 0.8
@@ -54,4 +54,39 @@ def test_a_class_with_too_few_validation_beats_does_not_choose_tau():
     y_train = np.array([0] * 900 + [1] * 90 + [2] * 10)
     w = np.array([1000 / 2700, 1000 / 270, 1000 / 30])   # balanced: uniform effective prior
     assert choose_tau(probs, y, y_train, w)[0] == 0.0
-    assert choose_tau(probs, y, y_train, w, min_beats=50)[0] == 0.25
+    assert choose_tau(probs, y, y_train, w, min_beats=50)[0] == 0.2
+
+
+def test_the_prior_is_the_training_side_before_subsampling():
+    # 300 N and 300 S training images (water-filled) out of 9,000 N and 300 S training beats: at tau = 1
+    # the decision is Bayes under 30:1, not under the images' 1:1
+    y_img = np.array([0] * 300 + [1] * 300)
+    w = np.array([1.0, 1.0])
+    capped = prior_bias(y_img, w, 2, 1.0)
+    natural = prior_bias(y_img, w, 2, 1.0, prior_counts=np.array([9000, 300]))
+    assert capped[0] - capped[1] == pytest.approx(0.0)
+    assert natural[0] - natural[1] == pytest.approx(np.log(30.0), rel=1e-6)
+    with pytest.raises(ValueError, match="prior_counts"):
+        prior_bias(y_img, w, 2, 1.0, prior_counts=np.array([1, 2, 3]))
+
+
+def test_validation_beats_are_weighted_to_the_training_prevalence():
+    # validation records rich in S (half of the beats), training side 1 S in 31: 40 N beats that look
+    # like S cost 40 false S. Unweighted, S keeps its F1 (100 true S) and tau = 0 wins; weighted to
+    # the 30:1 training prevalence the 40 false S outweigh the 100 S beats (weight 1/15 each)
+    y = np.array([0] * 100 + [1] * 100)
+    probs = np.tile([0.9, 0.1], (200, 1))
+    probs[100:] = [0.3, 0.7]
+    probs[:40] = [0.2, 0.8]                 # more S-like than the S beats: no tau separates them
+    y_train = np.array([0] * 300 + [1] * 300)
+    w = np.array([1.0, 1.0])
+    counts = np.array([9000, 300])
+    sw = prevalence_weights(y, counts)
+    assert sw[:100].sum() + sw[100:].sum() == pytest.approx(200.0)
+    assert sw[0] / sw[150] == pytest.approx(30.0)
+    unweighted = {t: macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, t, counts)).argmax(1), 2) for t in TAUS}
+    tau, score = choose_tau(probs, y, y_train, w, prior_counts=counts)
+    assert max(unweighted, key=lambda t: (unweighted[t], -t)) == 0.0
+    assert tau > 0.0
+    assert score == pytest.approx(macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, tau, counts)).argmax(1), 2,
+                                           sample_weight=sw))

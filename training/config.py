@@ -50,6 +50,7 @@ class RunConfig:
     max_train_images: int
     width: float = 1.0
     bn_momentum: float = 0.99
+    lr_schedule: str = "constant"
     class_weight_max_ratio: float = 0.0
     rhythm: bool = False
     train_classes: tuple[str, ...] = ()
@@ -126,7 +127,8 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         input_size=hyper.input_size,
         batch_size=hyper.batch_size,
         epochs=spec.epochs or hyper.epochs,
-        learning_rate=float(hyper.learning_rate),
+        learning_rate=float(hyper.learning_rate if spec.learning_rate is None else spec.learning_rate),
+        lr_schedule=hyper.lr_schedule,
         patience=hyper.patience,
         max_train_images=hyper.max_train_images if spec.max_train_images is None else spec.max_train_images,
         width=float(getattr(hyper, "width", 1.0)),

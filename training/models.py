@@ -249,8 +249,9 @@ def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.
     raise ConfigError(f"train.runs.<run>.model: unknown model {name!r}; expected one of {list(MODELS)}")
 
 
-def compile_model(model: Any, *, learning_rate: float, dtype: str = "float32", jit_compile: bool | str = "auto") -> Any:
-    """Compile with Adam, sparse categorical cross-entropy and accuracy; loss scaling under float16."""
+def compile_model(model: Any, *, learning_rate: Any, dtype: str = "float32", jit_compile: bool | str = "auto") -> Any:
+    """Compile with Adam (``learning_rate``: a float or a Keras schedule), sparse categorical cross-entropy and
+    accuracy; loss scaling under float16."""
     import keras
 
     # fixed names: Keras numbers auto-named objects per process ("adam_1"), which would change the saved file

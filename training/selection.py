@@ -10,11 +10,14 @@ The decision rule is corrected for the class prior by **logit adjustment** (Meno
 "Long-tail learning via logit adjustment"): the model's probabilities are fitted to the *effective*
 training prior ``pi_eff`` (training-side class counts times their class weights: uniform under
 ``class_weight: balanced``); the decision is ``argmax_c log p(c | x) - log pi_eff(c) + tau * log pi(c)``,
-with ``pi`` the training-side class frequencies. ``tau = 0`` decides as if the classes were equally
+with ``pi`` the training-side class frequencies *before* ``max_train_images`` subsamples the training
+images (the population the test side resembles, counted over original beats, not crops). ``tau = 0`` decides as if the classes were equally
 likely (high sensitivity of the rare classes, low +P where N is 89 % of beats); ``tau = 1`` is the Bayes
 decision under the training frequencies (fewer false alarms). ``train.decision_prior`` sets ``tau``, or
 ``auto`` chooses it from :data:`TAUS` by the macro F1 of the validation records (the training side),
-never the test side. The correction is stored beside each fold's model (``prior.json``) so that
+never the test side, each validation beat weighted so that the classes have the training-side frequencies
+``pi`` (validation records are chosen for their rare beats: unweighted, their S and V +P would be those of
+a population several times richer in S and V than any test set). The correction is stored beside each fold's model (``prior.json``) so that
 :mod:`training.predict` applies the same rule.
 
 Examples
@@ -45,12 +48,14 @@ from pipelines import DataError
 PRIOR_FILE = "prior.json"
 
 #: Weights of the training prior tried by ``decision_prior: auto``.
-TAUS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+TAUS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, min_beats: int = 1) -> float:
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, min_beats: int = 1,
+             sample_weight: np.ndarray | None = None) -> float:
     """Mean F1 over the classes ``0..n_classes-1`` with at least ``min_beats`` true beats (all classes
-    when none has; a class with no true and no predicted beat scores 0).
+    when none has; a class with no true and no predicted beat scores 0). ``sample_weight`` weights each
+    beat in the counts (:func:`prevalence_weights`); ``min_beats`` counts beats, unweighted.
 
     A class's F1 on a handful of beats is noise: with ``min_beats`` it does not choose the epoch or ``tau``
     (MIT-BIH DS1's validation records can spare 14 F beats: record 208 holds 90 % of DS1's F).
@@ -60,31 +65,63 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, min_beats: 
     (0.429, 0.857)
     """
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    tp = np.bincount(y_true[y_true == y_pred], minlength=n_classes)[:n_classes].astype(float)
-    n_true = np.bincount(y_true, minlength=n_classes)[:n_classes]
-    n_pred = np.bincount(y_pred, minlength=n_classes)[:n_classes]
+    w = np.ones(y_true.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    hit = y_true == y_pred
+    tp = np.bincount(y_true[hit], weights=w[hit], minlength=n_classes)[:n_classes]
+    n_true = np.bincount(y_true, weights=w, minlength=n_classes)[:n_classes]
+    n_pred = np.bincount(y_pred, weights=w, minlength=n_classes)[:n_classes]
     denom = n_true + n_pred
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-    counted = n_true >= min_beats
+    f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+    counted = np.bincount(y_true, minlength=n_classes)[:n_classes] >= min_beats
     return float(np.mean(f1[counted] if counted.any() else f1))
 
 
-def prior_bias(y_train: np.ndarray, weights: np.ndarray, n_classes: int, tau: float) -> np.ndarray:
-    """``tau * log(pi) - log(pi_eff)`` per class: ``pi`` the training class frequencies, ``pi_eff`` the
-    same times the class weights (what the model was fitted to), both normalised."""
-    counts = np.bincount(np.asarray(y_train, np.int64), minlength=n_classes).astype(np.float64)
-    counts = np.maximum(counts, 1e-12)
-    prior = counts / counts.sum()
+def prior_bias(y_train: np.ndarray, weights: np.ndarray, n_classes: int, tau: float,
+               prior_counts: np.ndarray | None = None) -> np.ndarray:
+    """``tau * log(pi) - log(pi_eff)`` per class: ``pi_eff`` the frequencies of the training images
+    ``y_train`` times their class weights (what the model was fitted to), ``pi`` the class frequencies
+    of ``prior_counts`` (the training side's beats before any subsampling; ``y_train``'s when None),
+    both normalised.
+
+    >>> y, w = np.array([0] * 50 + [1] * 50), np.array([1.0, 1.0])      # water-filled 50/50 images
+    >>> [round(float(b), 3) for b in prior_bias(y, w, 2, 1.0, prior_counts=np.array([900, 100]))]
+    [0.588, -1.609]
+    """
+    counts = np.maximum(np.bincount(np.asarray(y_train, np.int64), minlength=n_classes).astype(np.float64), 1e-12)
     mass = counts * np.asarray(weights, np.float64)
     effective = mass / mass.sum()
+    population = counts if prior_counts is None else np.maximum(np.asarray(prior_counts, np.float64), 1e-12)
+    if population.shape != (n_classes,):
+        raise ValueError(f"prior_counts: {population.shape[0]} classes, expected {n_classes}")
+    prior = population / population.sum()
     return (tau * np.log(prior) - np.log(effective)).astype(np.float32)
 
 
+def prevalence_weights(y: np.ndarray, prior_counts: np.ndarray) -> np.ndarray:
+    """Per-beat weights giving the classes of ``y`` the frequencies of ``prior_counts``: a beat of class
+    ``c`` weighs ``pi(c) / freq_y(c)``, so the weights sum to ``len(y)`` over the classes present.
+
+    >>> prevalence_weights(np.array([0, 0, 1, 1]), np.array([90, 10])).tolist()
+    [1.8, 1.8, 0.2, 0.2]
+    """
+    y = np.asarray(y, np.int64)
+    prior = np.asarray(prior_counts, np.float64)
+    if y.size == 0:
+        return np.zeros(0)
+    present = np.bincount(y, minlength=prior.size)[:prior.size] > 0
+    pi = np.where(present, prior, 0.0)
+    pi = pi / pi.sum() if pi.sum() > 0 else np.full(prior.size, 1.0 / prior.size)
+    freq = np.bincount(y, minlength=prior.size)[:prior.size] / y.size
+    return (pi / np.where(freq > 0, freq, 1.0))[y]
+
+
 def choose_tau(probs: np.ndarray, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
-               taus: tuple[float, ...] = TAUS, min_beats: int = 1) -> tuple[float, float]:
+               taus: tuple[float, ...] = TAUS, min_beats: int = 1,
+               prior_counts: np.ndarray | None = None) -> tuple[float, float]:
     """The ``tau`` of ``taus`` whose corrected decision has the best macro F1 on ``(probs, y)``; and that F1.
 
-    Ties keep the smaller ``tau``.
+    With ``prior_counts`` the prior is theirs (:func:`prior_bias`) and the validation beats are weighted
+    to their class frequencies (:func:`prevalence_weights`). Ties keep the smaller ``tau``.
 
     >>> probs = np.array([[0.6, 0.4]] * 8 + [[0.3, 0.7]] * 2)
     >>> y, w = np.array([0] * 9 + [1]), np.array([0.55, 5.0])
@@ -92,8 +129,9 @@ def choose_tau(probs: np.ndarray, y: np.ndarray, y_train: np.ndarray, weights: n
     0.0
     """
     n = probs.shape[1]
-    scores = [macro_f1(y, adjust(probs, prior_bias(y_train, weights, n, tau)).argmax(1), n, min_beats)
-              for tau in taus]
+    sw = None if prior_counts is None else prevalence_weights(y, prior_counts)
+    scores = [macro_f1(y, adjust(probs, prior_bias(y_train, weights, n, tau, prior_counts)).argmax(1), n, min_beats,
+                       sw) for tau in taus]
     best = int(np.argmax(scores))
     return float(taus[best]), float(scores[best])
 
@@ -159,13 +197,17 @@ class MacroF1Selection(_keras_callback()):
         Epochs without improvement before stopping.
     min_beats : int
         Classes with fewer validation beats are left out of the macro F1 (:func:`macro_f1`).
+    prior_counts : ndarray or None
+        Training-side class counts before subsampling: the prior of :func:`prior_bias`, and the class
+        frequencies the validation beats are weighted to (:func:`prevalence_weights`).
     """
 
     def __init__(self, dataset: Any, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
-                 tau: float | None, patience: int, min_beats: int = 1):
+                 tau: float | None, patience: int, min_beats: int = 1, prior_counts: np.ndarray | None = None):
         super().__init__()
         self.dataset, self.y, self.patience = dataset, np.asarray(y, np.int64), patience
-        self.min_beats = min_beats
+        self.min_beats, self.prior_counts = min_beats, prior_counts
+        self.sample_weight = None if prior_counts is None else prevalence_weights(self.y, prior_counts)
         self.y_train, self.weights, self.tau = y_train, weights, tau
         self.best, self.best_epoch, self.best_weights, self.wait = -1.0, 0, None, 0
         self.best_tau = 1.0 if tau is None else float(tau)
@@ -178,11 +220,12 @@ class MacroF1Selection(_keras_callback()):
         logs["val_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(self.y.size), self.y], 1e-12))))
         logs["val_accuracy"] = float((probs.argmax(1) == self.y).mean())
         if self.tau is None:
-            tau, score = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats)
+            tau, score = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats,
+                                    prior_counts=self.prior_counts)
         else:
             tau = float(self.tau)
-            score = macro_f1(self.y, adjust(probs, prior_bias(self.y_train, self.weights, n, tau)).argmax(1), n,
-                             self.min_beats)
+            bias = prior_bias(self.y_train, self.weights, n, tau, self.prior_counts)
+            score = macro_f1(self.y, adjust(probs, bias).argmax(1), n, self.min_beats, self.sample_weight)
         logs["val_macro_f1"] = score
         logs["val_tau"] = tau
         logs["val_seconds"] = time.perf_counter() - t0

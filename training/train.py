@@ -109,8 +109,15 @@ class Prepared:
             raise ConfigError(f"params.yaml: train.{cfg.model}.max_train_images={cfg.max_train_images} is fewer "
                               f"than the {n_classes} classes")
         self.selections: list[dict[str, Selection]] = []
+        #: per fold, the training side's beats per trained class before the cap (originals, not crops):
+        #: the class prior of the decision rule (training.selection.prior_bias)
+        self.prior_counts: list[np.ndarray] = []
+        crop_col = images.rows["crop"].to_numpy()
         for fold in self.plan.folds:
             sels = fold_selections(images, self.y_rows, self.beat_rows, beat_pos, fold, crops=cfg.crops)
+            original = (crop_col[sels["train"].rows] == 0) & (sels["train"].crop == 0)
+            trained_y = self.remap[sels["train"].y[original]]
+            self.prior_counts.append(np.bincount(trained_y[trained_y >= 0], minlength=n_classes)[:n_classes])
             for side in ("train", "val"):
                 if cfg.max_train_images and len(sels[side]) > cfg.max_train_images:
                     rng = np.random.default_rng([cfg.seed, 2, fold.index, side == "val"])
@@ -223,7 +230,11 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
                         rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]),
                         timed=tuple(cfg.train_classes.index(c) for c in cfg.timed_classes))
     # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
-    compile_model(model, learning_rate=cfg.learning_rate, dtype=precision, jit_compile=False)
+    learning_rate: Any = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":        # to 0 over the planned steps: the last epochs settle instead of jumping
+        steps = -(-len(sels["train"]) // cfg.batch_size) * cfg.epochs
+        learning_rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps, name="cosine")
+    compile_model(model, learning_rate=learning_rate, dtype=precision, jit_compile=False)
     n_crops = int((prep.images.rows["crop"].to_numpy()[sels["train"].rows] > 0).sum() + (sels["train"].crop > 0).sum())
     print(f"{label}: train {len(sels['train']):,} images ({n_crops:,} crops), validation {len(sels['val']):,}, "
           f"test {len(sels['test']):,} beats; class weights "
@@ -234,14 +245,14 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     selector = None
     if val_ds is not None:         # selection by macro F1 on the validation records; it logs before EpochLog
         selector = MacroF1Selection(val_ds, sels["val"].y, sels["train"].y, weights, tau, cfg.patience,
-                                    min_beats=cfg.selection_min_beats)
+                                    min_beats=cfg.selection_min_beats, prior_counts=prep.prior_counts[index])
         callbacks.insert(0, selector)
     t0 = time.perf_counter()
     model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
     fit_s = time.perf_counter() - t0
     if selector is not None:
         tau = selector.best_tau
-    bias = prior_bias(sels["train"].y, weights, n_out, 1.0 if tau is None else tau)
+    bias = prior_bias(sels["train"].y, weights, n_out, 1.0 if tau is None else tau, prep.prior_counts[index])
     t1 = time.perf_counter()
     probs = adjust(np.asarray(model.predict(test_ds, verbose=0), dtype=np.float32), bias)
     predict_s = time.perf_counter() - t1
@@ -265,6 +276,9 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
         "best_val_macro_f1": None if selector is None else float(selector.best),
         "class_weights": dict(zip(cfg.train_classes, weights.round(6).tolist())),
         "prior_bias": dict(zip(cfg.train_classes, [round(float(b), 6) for b in bias])),
+        "prior_beats": dict(zip(cfg.train_classes, prep.prior_counts[index].tolist())),
+        "train_class_images": dict(zip(cfg.train_classes,
+                                       np.bincount(sels["train"].y, minlength=n_out)[:n_out].tolist())),
         "decision_tau": 1.0 if tau is None else float(tau),
         "n_params": int(model.count_params()),
     }

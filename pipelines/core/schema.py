@@ -360,6 +360,7 @@ class RunSection(Section):
     timed_classes: list[NonEmptyStr] = []             # rhythm runs: classes told from the first by rhythm alone
     crops: Optional[Literal["originals", "all"]] = None          # overrides train.crops for this run
     epochs: Optional[Annotated[int, Field(ge=1)]] = None         # overrides train.<model>.epochs
+    learning_rate: Optional[PositiveFloat] = None                  # overrides train.<model>.learning_rate
     max_train_images: Optional[Annotated[int, Field(ge=0)]] = None   # overrides train.<model>.max_train_images
 
     @model_validator(mode="after")
@@ -377,6 +378,7 @@ class ModelParams(Section):
     batch_size: Annotated[int, Field(ge=1)]
     epochs: Annotated[int, Field(ge=1)]
     learning_rate: PositiveFloat
+    lr_schedule: Literal["constant", "cosine"] = "constant"   # cosine: decays to 0 over the run's epochs
     patience: Annotated[int, Field(ge=0)]
     max_train_images: Annotated[int, Field(ge=0)]
 
