@@ -7,9 +7,10 @@ whose window ``[start, end)`` lies wholly inside one digitised strip of the beat
 sample there is cut again from the digitised signal (the same record samples), drawn as the render stage
 draws it (:func:`pipelines.draw_beats` with the ``render`` params and the render stage's geometry: R index,
 sampling rate and, for ``amplitude: record``, the record amplitude of the original beats) and classified by
-the run's models (:func:`training.predict.predict_arrays`: prior-corrected fold ensemble). A rhythm run
-gets the same RR features as the original beat, from the beats table (the reference beat times), not
-from the digitised signal: the comparison isolates what digitisation does to the beat *images*.
+the run's models (:func:`training.predict.classify_drawn`, as ``python -m training.predict --beats`` does:
+prior-corrected fold ensemble). A rhythm run gets the same RR features as the original beat, from the beats
+table (:func:`training.data.rhythm_from_beats`: the reference beat times), not from the digitised signal:
+the comparison isolates what digitisation does to the beat *images*.
 
 The other side ("original") is the run's own prediction of the same beats. Both are scored with AAMI
 EC57 (:mod:`evaluation.ec57`) on the same beats; beats left out are counted per reason
@@ -34,9 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines import (RR_COLUMNS, BeatGeometry, DataError, Progress, RenderConfig, beat_exclusions, beat_geometry,
-                       draw_beats, load_params, read_beats, read_digitized, record_signals, rhythm_columns, run_stage)
-from training.data import select_features
+from pipelines import DataError, Progress, load_params, read_beats, read_digitized, record_signals, run_stage
+from training.data import rhythm_from_beats
 
 from .ec57 import ec57_confusion, ec57_exclusions, ec57_scores, is_ec57_run
 from .metrics import encode_labels
@@ -221,49 +221,6 @@ def cut_windows(signals: Mapping[str, Any], beats: RunBeats, where: str) -> tupl
     return code, flat_values, offsets
 
 
-def drawn_geometry(beats: Any, rows: np.ndarray, cfg: RenderConfig, where: str) -> BeatGeometry | None:
-    """The render stage's geometry (:func:`pipelines.beat_geometry`) of beats-table rows ``rows``; None
-    for the recipe's scales.
-
-    With ``render.scale.amplitude: record`` the record amplitude comes, as in the render stage, from every
-    beat of the record it draws (all the beats table's beats but those it excludes), original samples.
-    """
-    if cfg.scale.is_recipe:
-        return None
-    if cfg.scale.amplitude != "record":
-        return beat_geometry(beats, rows, cfg)
-    keep = np.flatnonzero(beat_exclusions(beats) == 0)
-    pos = np.minimum(np.searchsorted(keep, rows), max(len(keep) - 1, 0))
-    if len(keep) == 0 or not np.array_equal(keep[pos], rows):
-        raise DataError(where, "a test beat has a window the render stage does not draw (NaN or too short)")
-    g = beat_geometry(beats, keep, cfg)
-    return BeatGeometry(r_index=g.r_index[pos], fs=g.fs[pos], amp=g.amp[pos])
-
-
-def rhythm_inputs(beats: Any, rows: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
-    """The rhythm features of beats-table rows ``rows`` exactly as :func:`training.data.rhythm_inputs` makes
-    them from the image shards (the same RR columns, copied there from this table), float32."""
-    features = rhythm_columns({c: beats.meta.column(c).to_numpy(zero_copy_only=False)[rows] for c in RR_COLUMNS})
-    return np.nan_to_num(np.asarray(select_features(features, names), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def classify(values: np.ndarray, offsets: np.ndarray, geometry: BeatGeometry | None, features: np.ndarray | None,
-             cfg: RenderConfig, folds: list, input_size: int, progress: Progress) -> np.ndarray:
-    """Draw the beats (:func:`pipelines.draw_beats`) and classify them (:func:`training.predict.predict_arrays`),
-    a chunk at a time."""
-    from training.predict import predict_arrays
-
-    n = len(offsets) - 1
-    probs = []
-    for a in range(0, n, CHUNK_BEATS):
-        b = min(a + CHUNK_BEATS, n)
-        images = np.asarray(draw_beats(values[offsets[a]:offsets[b]], offsets[a:b + 1] - offsets[a], cfg,
-                                       None if geometry is None else geometry.take(a, b)))
-        probs.append(predict_arrays(folds, images, input_size, None if features is None else features[a:b]))
-        progress.update(b - a)
-    return np.concatenate(probs) if probs else np.zeros((0, len(folds[0][1])), np.float32)
-
-
 # ------------------------------------------------------------------------------------------------ report
 
 def side_scores(y_true: np.ndarray, y_pred: np.ndarray, record: np.ndarray, classes: Sequence[str]) -> dict:
@@ -296,13 +253,12 @@ def per_record(beats: RunBeats, code: np.ndarray) -> dict[str, dict[str, int]]:
 def run_classify(params_path: str | Path, digitized_path: str | Path, beats_path: str | Path,
                  run_dir: str | Path, out: str | Path, *, stream: TextIO | None = None) -> dict[str, Any]:
     """The whole stage: read and check everything, classify, write ``out``; return the report."""
+    from training.predict import classify_drawn, drawn_geometry, load_folds, render_config  # imports Keras
+
     digitized_path, beats_path, run_dir = Path(digitized_path), Path(beats_path), Path(run_dir)
-    cfg = RenderConfig.from_params(load_params(params_path, "render"))
     seconds = float(load_params(params_path, "paper")["seconds"])
     run, preds, classes = read_test_run(run_dir)
-    if run.get("image_size") not in (None, cfg.size):
-        raise DataError(str(run_dir / "run.json"), f"trained on {run['image_size']} px images, "
-                                                   f"render.size of {params_path} is {cfg.size}")
+    cfg = render_config(params_path, run, str(run_dir / "run.json"))
     beats = read_beats(beats_path)
     test = find_test_beats(preds, beats, beats_path, run_dir / "fold-00" / "predictions.parquet", classes)
     code, values, offsets = cut_windows(read_strips(digitized_path, seconds), test, str(digitized_path))
@@ -313,14 +269,13 @@ def run_classify(params_path: str | Path, digitized_path: str | Path, beats_path
     rows = test.row[cut]
     geometry = drawn_geometry(beats, rows, cfg, str(beats_path))
     names = run["params"].get("rhythm_features") or None
-    features = rhythm_inputs(beats, rows, names) if run.get("rhythm") else None
+    features = rhythm_from_beats(beats, rows, names) if run.get("rhythm") else None
     del beats  # the samples of every beat: no longer needed
-
-    from training.predict import load_folds
 
     progress = Progress(STAGE, total=int(cut.size), unit="beats", stream=stream)
     folds = load_folds(run_dir, run)
-    probs = classify(values, offsets, geometry, features, cfg, folds, int(run["params"]["input_size"]), progress)
+    probs = classify_drawn(folds, values, offsets, cfg, int(run["params"]["input_size"]), geometry=geometry,
+                           features=features, progress=progress, chunk=CHUNK_BEATS)
     to_label = np.array([classes.index(c) for c in run["classes"]], np.int64)
     y_true, original, record = test.y_true[cut], test.y_pred[cut], test.record[cut]
     digitized = to_label[probs.argmax(axis=1)]

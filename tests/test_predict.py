@@ -1,6 +1,8 @@
-"""``python -m training.predict``: a trained run (a CRNN with the rhythm input) scores an image set."""
+"""``python -m training.predict``: a trained run (a CRNN with the rhythm input) scores an image set or a
+beats table (``--beats``: drawn as the render stage draws it, so it must give what the image set gives)."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -10,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
+from pipelines import RR_COLUMNS, DataError
 from pipelines.signal.labels import DS1, DS2
 from tests.conftest import require
 from tests._shards import train_params, write_params, write_shards
@@ -96,3 +101,176 @@ def test_bad_inputs_name_the_file(trained, tmp_path, capsys):
     model.unlink()
     assert f"{model}: missing" in _fails(capsys, broken, images, out)
     assert "run.json: missing" in _fails(capsys, tmp_path, images, out)
+
+
+# ------------------------------------------------------------------------------------- --beats
+
+FS = 360.0
+HALF = 90                                                # beat windows [r - HALF, r + HALF)
+NAN_BEAT = f"{DS1[0]}-400"                               # a window with a NaN sample: not drawn
+RENDER = {"size": 16, "workers": 1, "crops": {"materialise": True, "size": 12, "offsets": [0, 2, 4]}}
+SCALES = {"recipe": {}, "record": {"time": "fixed", "ms_per_px": 32.0, "amplitude": "record"}}
+_HEIGHT = {"N": 1.0, "A": 0.7, "F": -0.6, "Q": 0.3, None: 0.5}
+
+
+def beats_table(records=RECORDS, *, method: str = "annotations", seed: int = 0):
+    """A beats table (pyarrow, the segment stage's schema and ``ecg_beats`` metadata) of synthetic beats:
+    per record the symbols of ``records`` in a seeded order, R every 300 samples from 100, RR columns."""
+    from types import SimpleNamespace
+
+    from pipelines import rr_intervals
+    from pipelines.formats.beats import beats_table as assemble
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(-HALF, HALF, dtype=np.float64)
+    results = []
+    for rec in sorted(records):
+        symbols = [s for s, n in records[rec].items() for _ in range(n)]
+        symbols = [symbols[i] for i in rng.permutation(len(symbols))]
+        r = 100 + 300 * np.arange(len(symbols), dtype=np.int64)
+        windows = [(-1.2 * np.exp(-0.5 * (t / 10) ** 2) + 0.4 * np.exp(-0.5 * ((t - 45) / 18) ** 2)) if s == "V"
+                   else _HEIGHT[s] * rng.uniform(0.8, 1.2) * np.exp(-0.5 * (t / 3) ** 2)
+                   + 0.2 * np.exp(-0.5 * ((t - 60) / 15) ** 2) for s in symbols]
+        values = (np.concatenate(windows) + 0.02 * rng.standard_normal(len(symbols) * t.size)).astype(np.float32)
+        if rec == DS1[0]:
+            values[t.size + 7] = np.nan                  # the second beat (r = 400): NAN_BEAT
+        results.append(SimpleNamespace(
+            record=rec, lead="MLII", fs=FS, r_sample=r, symbol=np.array(symbols, dtype=object), start=r - HALF,
+            end=r + HALF, values=values, offsets=np.arange(len(symbols) + 1, dtype=np.int64) * t.size,
+            rr=rr_intervals(r, np.zeros(len(r), np.int8), FS)))
+    meta = {"schema_version": 1, "method": method, "params": {}, "database": "mitdb", "version": None,
+            "counts": {"beats": sum(len(x.r_sample) for x in results)}}
+    return assemble(results, meta)
+
+
+@pytest.fixture(scope="module", params=sorted(SCALES))
+def rendered(request, trained):
+    """The run of :func:`trained`, a beats table, its params file and the render stage's image set of it."""
+    from pipelines.formats.beats import write_beats
+    from pipelines.imaging.draw import RenderConfig
+    from pipelines.render import run_render
+
+    d = trained / f"beats-{request.param}"
+    d.mkdir()
+    beats = d / "annotations.parquet"
+    write_beats(beats_table(), beats)
+    params = d / "params.yaml"
+    params.write_text(yaml.safe_dump({"render": {**RENDER, "scale": SCALES[request.param]}}))
+    cfg = RenderConfig.from_params(yaml.safe_load(params.read_text())["render"])
+    run_render("annotations", beats, d / "images", cfg, stream=io.StringIO())
+    return trained / "models/r", beats, params, d / "images"
+
+
+def _beats_argv(run: Path, beats: Path, params: Path, out: Path) -> list[str]:
+    return ["--run", str(run), "--beats", str(beats), "--params", str(params), "--out", str(out)]
+
+
+def test_beats_are_drawn_and_classified_as_their_image_set(rendered, tmp_path, capsys):
+    run, beats, params, images = rendered
+    by_images, by_beats = tmp_path / "images.parquet", tmp_path / "beats.parquet"
+    assert main(["--run", str(run), "--images", str(images), "--out", str(by_images)]) == 0
+    assert main(_beats_argv(run, beats, params, by_beats)) == 0
+    err = capsys.readouterr().err
+    assert "1 beat(s) the render stage does not draw left out" in err
+    assert f"predict: {sum(sum(v.values()) for v in RECORDS.values()) - 1} beats -> {by_beats}" in err
+    p, q = pd.read_parquet(by_beats), pd.read_parquet(by_images)
+    assert list(p.columns) == list(q.columns)
+    order = pd.read_parquet(beats, columns=["beat_id"])["beat_id"]
+    assert p["beat_id"].tolist() == [b for b in order if b != NAN_BEAT]        # beats-table order
+    assert sorted(p["beat_id"]) == sorted(q["beat_id"])                         # the originals (crop 0) of the set
+    q = q.set_index("beat_id").loc[p["beat_id"]].reset_index()
+    assert p["y_pred"].tolist() == q["y_pred"].tolist()
+    np.testing.assert_allclose(p.filter(like="p_").to_numpy(), q.filter(like="p_").to_numpy(), atol=1e-5)
+    pd.testing.assert_frame_equal(p[["beat_id", "record", "fold", "y_true"]], q[["beat_id", "record", "fold",
+                                                                                  "y_true"]])
+    assert p["y_true"].isna().sum() == 2 and (p["fold"] == 0).all()
+    # the tiny run calls most of these drawn beats the same class: the probabilities carry the comparison, and
+    # they do see the drawing (a thicker line moves them far more than the tolerance)
+    thick = tmp_path / "thick.yaml"
+    render = yaml.safe_load(params.read_text())["render"]
+    thick.write_text(yaml.safe_dump({"render": {**render, "line_width": 3.0}}))
+    assert main(_beats_argv(run, beats, thick, tmp_path / "thick.parquet")) == 0
+    moved = pd.read_parquet(tmp_path / "thick.parquet").filter(like="p_").to_numpy() - p.filter(like="p_").to_numpy()
+    assert np.abs(moved).max() > 1e-4
+
+
+def test_beats_bad_inputs_name_the_file(rendered, tmp_path, capsys):
+    from pipelines.formats.beats import write_beats
+
+    run, beats, params, _ = rendered
+    out = tmp_path / "p.parquet"
+
+    def fails(table: Path, params_path: Path = params) -> str:
+        assert main(_beats_argv(run, table, params_path, out)) == 2
+        assert not out.exists()
+        err = capsys.readouterr().err
+        assert err.startswith("error: ")
+        return err
+
+    assert f"{tmp_path / 'none.parquet'}: beats table not found" in fails(tmp_path / "none.parquet")
+    text = tmp_path / "text.parquet"
+    text.write_text("beat_id,record\n")
+    assert f"{text}: not a readable Parquet file" in fails(text)
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(pq.read_table(beats).replace_schema_metadata(None), plain)
+    assert f"{plain}: no 'ecg_beats' schema metadata: not a beats table" in fails(plain)
+    other = tmp_path / "christov.parquet"
+    write_beats(beats_table(method="christov"), other)
+    assert (f"{other}: beats of method 'christov' (its 'ecg_beats' metadata), the run was trained on "
+            "'annotations'") in fails(other)
+    no_rr = tmp_path / "no_rr.parquet"
+    table = pq.read_table(beats)
+    pq.write_table(table.drop_columns(list(RR_COLUMNS)).replace_schema_metadata(table.schema.metadata), no_rr)
+    assert f"{no_rr}: no RR column(s) {list(RR_COLUMNS)}: the run has a rhythm input" in fails(no_rr)
+
+    big = tmp_path / "params.yaml"
+    big.write_text(yaml.safe_dump({"render": {**RENDER, "size": 24}}))
+    assert f"{big}: render.size is 24, the run ({run / 'run.json'}: image_size) was trained on 16 px" in fails(
+        beats, big)
+    assert f"{tmp_path / 'none.yaml'}" in fails(beats, tmp_path / "none.yaml")
+    assert main(_beats_argv(tmp_path, beats, params, out)) == 2 and not out.exists()
+    assert f"{tmp_path / 'run.json'}: missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [[], ["--images", "i", "--beats", "b"], ["--images", "i", "--params", "p.yaml"]])
+def test_exactly_one_source(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--run", "r", "--out", "o.parquet", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert ("--params: only with --beats" if "--params" in argv else "--images") in err
+
+
+def test_the_output_is_written_atomically(rendered, tmp_path, monkeypatch, capsys):
+    import training.predict as tp
+
+    run, beats, params, _ = rendered
+    out = tmp_path / "p.parquet"
+    out.write_bytes(b"previous output")
+    calls = []
+    real = tp.predict_arrays
+
+    def second_chunk_fails(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 2:
+            raise DataError("fold-00/model.keras", "failed mid-run")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tp, "CHUNK_BEATS", 16)
+    monkeypatch.setattr(tp, "predict_arrays", second_chunk_fails)
+    assert main(_beats_argv(run, beats, params, out)) == 2 and calls == [16, 16]
+    assert "failed mid-run" in capsys.readouterr().err
+    assert out.read_bytes() == b"previous output" and sorted(tmp_path.iterdir()) == [out]
+    monkeypatch.undo()
+
+    def partial(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise DataError(str(where), "disk full")
+
+    monkeypatch.setattr(pq, "write_table", partial)
+    assert main(_beats_argv(run, beats, params, out)) == 2 and "disk full" in capsys.readouterr().err
+    assert out.read_bytes() == b"previous output" and sorted(tmp_path.iterdir()) == [out]
+    monkeypatch.undo()
+    assert main(_beats_argv(run, beats, params, out)) == 0
+    assert len(pd.read_parquet(out)) == sum(sum(v.values()) for v in RECORDS.values()) - 1
+    assert sorted(tmp_path.iterdir()) == [out]

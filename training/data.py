@@ -215,11 +215,35 @@ def rhythm_inputs(images: ImageSet, rows: np.ndarray | None = None, names: Seque
     Missing intervals (record edges) are handled by ``rhythm_features``; any NaN left becomes 0.
     Raises :class:`DataError` as :func:`rr_columns` does.
     """
-    from pipelines import RR_COLUMNS, rhythm_features
-
     table = rr_columns(images)
     pick = slice(None) if rows is None else np.asarray(rows, np.int64)
-    features = select_features(rhythm_features(*(table[c][pick] for c in RR_COLUMNS)), names)
+    return _model_features({c: v[pick] for c, v in table.items()}, names)
+
+
+def rhythm_from_beats(beats: Any, rows: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+    """Rhythm features of beats-table rows ``rows``, float32, exactly as :func:`rhythm_inputs` makes them from
+    the image shards (the render stage copies the RR columns there from the beats table).
+
+    Parameters
+    ----------
+    beats : pipelines.formats.beats.Beats
+        A beats table as :func:`pipelines.read_beats` reads it (its ``meta`` holds the RR columns).
+    rows : ndarray of int
+        Rows of ``beats.meta``, in the order wanted.
+    names : sequence of str, optional
+        Columns of :data:`pipelines.RHYTHM_FEATURES` (all when None), as for :func:`rhythm_inputs`.
+    """
+    from pipelines import RR_COLUMNS
+
+    pick = np.asarray(rows, np.int64)
+    return _model_features({c: beats.meta.column(c).to_numpy(zero_copy_only=False)[pick] for c in RR_COLUMNS}, names)
+
+
+def _model_features(rr: dict[str, np.ndarray], names: Sequence[str] | None) -> np.ndarray:
+    """The model's rhythm input from RR columns: :func:`pipelines.rhythm_columns`, the columns ``names``, NaN -> 0."""
+    from pipelines import rhythm_columns
+
+    features = select_features(rhythm_columns(rr), names)
     return np.nan_to_num(np.asarray(features, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
