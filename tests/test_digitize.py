@@ -143,3 +143,18 @@ def test_measured_length_without_seconds(real_sig):
     png, truth = page(real_sig)
     r = digitize_strip(png, 2, FS, DigitizeConfig(seconds=None))
     assert r.status == "ok" and abs(len(r.signals[0]) - N) <= 2   # measured: +-2 samples (docs/digitize.md)
+
+
+def test_a_lead_that_runs_onto_its_neighbour_is_followed_again():
+    # lead 0's two deep S waves (2.95 mV, 60 ms down and 60 ms up) touch lead 1's trace 3 mV below:
+    # the follower, at the touch, stayed on lead 1's ink (lead 1 read at -22 dB before the mend)
+    t = np.arange(N) / FS
+    lead0 = np.zeros(N)
+    for c in (700, 1900):
+        lead0[c - 22:c] = np.linspace(0.0, -2.95, 22)
+        lead0[c:c + 22] = np.linspace(-2.95, 0.0, 22)
+    png, truth = page(np.stack([lead0, 0.3 * np.sin(2 * np.pi * 1.3 * t)]))
+    r = digitize_strip(png, 2, FS)
+    assert r.status == "ok", r.detail
+    assert r.info["untangled"] >= 1
+    assert compute_snr(truth[0], r.signals[0]) > 25 and compute_snr(truth[1], r.signals[1]) > 25

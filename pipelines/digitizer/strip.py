@@ -144,6 +144,64 @@ def trace_ends(weight: np.ndarray, traces: np.ndarray, x0: int, x1: int, depth: 
     return left, right
 
 
+def _runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """``(first, last)`` index of every run of True in ``mask`` at least ``min_len`` long."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a + 1 >= min_len]
+
+
+def untangle(followed: list, rows: np.ndarray, ink: np.ndarray, weight: np.ndarray, thick: float,
+             min_cols: int, reach: float) -> tuple[list, int]:
+    """Re-follow a lead that ran onto its neighbour's trace.
+
+    Where a deep deflection of one lead touches the next lead's trace, :func:`follow` can stay on the
+    neighbour's ink: both leads then read the same runs. A stretch of at least ``min_cols`` columns
+    where two adjacent leads' centres are within ``thick`` px is given to the lead whose row it lies
+    nearer; the other is followed again from the column before the stretch with the neighbour's runs
+    there masked out, unless that loses over ``min_cols`` columns (traces that cross: the mask cuts the
+    stroke).
+    ``followed``: ``(x0, x1, top, bot, cen)`` per lead (absolute columns ``x0..x1``). Returns the
+    mended list and the number of stretches re-followed.
+    """
+    out, mended = list(followed), 0
+    for k in range(len(out)):
+        for j in (k - 1, k + 1):
+            if not 0 <= j < len(out):
+                continue
+            x0k, x1k, _, _, ck = out[k]
+            x0j, x1j, tj, bj, cj = out[j]
+            lo, hi = max(x0k, x0j), min(x1k, x1j)
+            if hi <= lo:
+                continue
+            a_k, a_j = ck[lo - x0k:hi - x0k + 1], cj[lo - x0j:hi - x0j + 1]
+            with np.errstate(invalid="ignore"):
+                same = np.abs(a_k - a_j) <= thick
+            for s, e in _runs(same, min_cols):
+                shared = float(np.median(a_k[s:e + 1]))
+                if abs(shared - rows[k]) <= abs(shared - rows[j]):
+                    continue  # the stretch is k's own: j is the one to re-follow (its turn in the loop)
+                masked = ink.copy()
+                for c in range(lo + s, lo + e + 1):
+                    t, b = tj[c - x0j], bj[c - x0j]
+                    if np.isfinite(t):
+                        masked[max(0, int(t) - 1):int(b) + 2, c] = False
+                start = max(x0k, lo + s - 1)
+                y0 = ck[start - x0k]
+                y0 = float(rows[k]) if not np.isfinite(y0) else float(y0)
+                top2, bot2, cen2 = follow(masked, weight, start, x1k, y0, reach=reach, home=float(rows[k]))
+                x0, x1, top, bot, cen = out[k]
+                i = start - x0k
+                if np.isfinite(cen2).sum() < np.isfinite(cen[i:]).sum() - min_cols:
+                    continue  # the masked ink lost the trace (e.g. strokes that cross): keep the first reading
+                top, bot, cen = top.copy(), bot.copy(), cen.copy()
+                top[i:], bot[i:], cen[i:] = top2, bot2, cen2
+                out[k] = (x0, x1, top, bot, cen)
+                ck = cen
+                mended += 1
+    return out, mended
+
+
 def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig = DigitizeConfig()) -> Digitized:
     """Digitise one strip's PNG into ``n_leads`` signals at ``fs`` Hz (see the module doc)."""
     rgb, status, detail = decode_png(data)
@@ -193,6 +251,8 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
     # one pen draws every lead: the thinnest lead's estimate (a noisy lead has few flat columns)
     thick = min(thickness(top, bot) for _, _, top, bot, _ in followed)
     info["thickness"] = thick
+    followed, info["untangled"] = untangle(followed, rows, ink, weight, thick, max(2, int(0.1 * px_per_s)),
+                                           reach=0.6 * px_per_mv)
     signals, recovered = [], []
     for k, (row, (x0, x1, top, bot, cen)) in enumerate(zip(rows, followed)):
         gap = int(config.max_gap_ms / 1000 * px_per_s)
