@@ -12,7 +12,8 @@ Each fold's stored probabilities (``predictions.parquet``: softmax(log p + bias)
 ``prior.json`` bias) are taken back to the network's log-probabilities, then re-decided with
 ``bias(tau) = tau * log(pi) - log(pi_eff)``: ``pi`` the fold's training-side beats per class
 (``run.json`` ``fold_summaries[].prior_beats``), ``pi_eff`` its training images per class times their
-class weights (``train_class_images``, ``class_weights``), exactly :func:`training.selection.prior_bias`.
+class weights (``train_class_images``, ``class_weights``): :func:`training.selection.prior_bias` up to the
+6-decimal rounding of the stored weights (checked against ``prior.json`` at the run's own tau).
 Folds are pooled. AAMI runs are scored as EC57 (:mod:`evaluation.ec57`); others by accuracy and macro
 sensitivity. The row of the run's own tau is marked ``*``.
 """
@@ -43,6 +44,10 @@ def fold_log_probs(run_dir: Path, summary: dict, classes: list[str]) -> tuple[np
     prior = np.array([summary["prior_beats"][c] for c in classes], np.float64)
     eff = np.array([summary["train_class_images"][c] * summary["class_weights"][c] for c in classes], np.float64)
     pieces = np.stack([np.log(np.maximum(prior, 1e-12) / prior.sum()), np.log(np.maximum(eff, 1e-12) / eff.sum())])
+    rebuilt = float(summary["decision_tau"]) * pieces[0] - pieces[1]
+    if np.abs(rebuilt - np.asarray(stored["bias"])).max() > 1e-4:
+        raise SystemExit(f"{fold_dir / PRIOR_FILE}: bias {stored['bias']} is not the one rebuilt from run.json "
+                         f"({rebuilt.round(6).tolist()}): training.selection.prior_bias changed?")
     return log_p, table["y_true"].to_numpy(dtype=object), table["record"].to_numpy(dtype=object), pieces
 
 
