@@ -7,6 +7,7 @@ S sensitivity an accuracy gain costs.
 Usage::
 
     python benchmarks/sweep_prior.py models/small_cnn-ds1ds2 models/crnn-ds1ds2 [--taus 0 0.25 0.5 1]
+        [--worst-records 8]
 
 Each fold's stored probabilities (``predictions.parquet``: softmax(log p + bias) with the fold's
 ``prior.json`` bias) are taken back to the network's log-probabilities, then re-decided with
@@ -15,7 +16,8 @@ Each fold's stored probabilities (``predictions.parquet``: softmax(log p + bias)
 class weights (``train_class_images``, ``class_weights``): :func:`training.selection.prior_bias` up to the
 6-decimal rounding of the stored weights (checked against ``prior.json`` at the run's own tau).
 Folds are pooled. AAMI runs are scored as EC57 (:mod:`evaluation.ec57`); others by accuracy and macro
-sensitivity. The row of the run's own tau is marked ``*``.
+sensitivity. The row of the run's own tau is marked ``*``. ``--worst-records N`` also lists the test
+records with most N beats called another class at the run's own decision.
 """
 from __future__ import annotations
 
@@ -86,13 +88,38 @@ def sweep(run_dir: Path, taus: tuple[float, ...]) -> list[str]:
     return lines
 
 
+def worst_records(run_dir: Path, n: int, reference: str = "N") -> list[str]:
+    """The ``n`` test records with most ``reference`` beats called another class, at the run's own decision
+    (the stored ``y_pred``), with what they were called."""
+    import pandas as pd
+
+    run = json.loads((run_dir / "run.json").read_text())
+    table = pd.concat([pq.read_table(run_dir / f"fold-{f['fold']:02d}" / "predictions.parquet",
+                                     columns=["record", "y_true", "y_pred"]).to_pandas()
+                       for f in run["fold_summaries"]])
+    wrong = table[(table["y_true"] == reference) & (table["y_pred"] != reference)]
+    counts = wrong.groupby(["record", "y_pred"]).size().unstack(fill_value=0)
+    total = table[table["y_true"] == reference].groupby("record").size()
+    order = counts.sum(axis=1).sort_values(ascending=False, kind="stable").index[:n]
+    lines = [f"{run_dir.name}: {len(wrong):,} of {int(total.sum()):,} {reference} beats called another class; "
+             f"records with most:"]
+    for rec in order:
+        called = ", ".join(f"{c} {int(counts.loc[rec, c]):,}" for c in counts.columns if counts.loc[rec, c])
+        lines.append(f"  {rec}: {int(counts.loc[rec].sum()):,} of {int(total[rec]):,} ({called})")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="trained run directories, models/<run>")
     ap.add_argument("--taus", type=float, nargs="+", default=list(TAUS), help="prior weights (default: TAUS)")
+    ap.add_argument("--worst-records", type=int, default=0, metavar="N",
+                    help="also list the N test records with most N beats called another class")
     args = ap.parse_args(argv)
     for run in args.runs:
         print("\n".join(sweep(Path(run), tuple(args.taus))), flush=True)
+        if args.worst_records:
+            print("\n".join(worst_records(Path(run), args.worst_records)), flush=True)
     return 0
 
 
