@@ -205,8 +205,8 @@ def cut_windows(signals: Mapping[str, Any], beats: RunBeats, where: str) -> tupl
         bad = (bad_count[offs[1:]] - bad_count[offs[:-1]]) > 0
         if bad.any():
             c[ok[bad]] = _NAN
-            ok, first = ok[~bad], first[~bad]
-            vals, _ = _gather(flat, first, length[ok])
+            vals = vals[np.repeat(~bad, length[ok])]
+            ok = ok[~bad]
         values.append(vals)
         lengths.append(length[ok])
     kept = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
@@ -253,7 +253,7 @@ def per_record(beats: RunBeats, code: np.ndarray) -> dict[str, dict[str, int]]:
 def run_classify(params_path: str | Path, digitized_path: str | Path, beats_path: str | Path,
                  run_dir: str | Path, out: str | Path, *, stream: TextIO | None = None) -> dict[str, Any]:
     """The whole stage: read and check everything, classify, write ``out``; return the report."""
-    from training.predict import classify_drawn, drawn_geometry, load_folds, render_config  # imports Keras
+    from training.predict import classify_drawn, drawn_geometry, load_folds, render_config
 
     digitized_path, beats_path, run_dir = Path(digitized_path), Path(beats_path), Path(run_dir)
     seconds = float(load_params(params_path, "paper")["seconds"])
