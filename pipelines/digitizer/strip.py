@@ -151,6 +151,25 @@ def _runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a + 1 >= min_len]
 
 
+def _stray_stretch(lead: tuple, other: tuple, row: float, other_row: float, thick: float, min_cols: int,
+                   after: int) -> tuple[int, int] | None:
+    """First stretch (absolute columns, starting after ``after``) of at least ``min_cols`` columns where
+    ``lead`` reads ``other``'s runs (centres within ``thick`` px) on ink nearer ``other``'s row than its own."""
+    x0k, x1k, _, _, ck = lead
+    x0j, x1j, _, _, cj = other
+    lo, hi = max(x0k, x0j, after + 1), min(x1k, x1j)
+    if hi <= lo:
+        return None
+    a_k = ck[lo - x0k:hi - x0k + 1]
+    with np.errstate(invalid="ignore"):
+        same = np.abs(a_k - cj[lo - x0j:hi - x0j + 1]) <= thick
+    for s, e in _runs(same, min_cols):
+        shared = float(np.median(a_k[s:e + 1]))
+        if abs(shared - other_row) < abs(shared - row):
+            return lo + s, lo + e
+    return None
+
+
 def untangle(followed: list, rows: np.ndarray, ink: np.ndarray, weight: np.ndarray, thick: float,
              min_cols: int, reach: float) -> tuple[list, int]:
     """Re-follow a lead that ran onto its neighbour's trace.
@@ -160,44 +179,35 @@ def untangle(followed: list, rows: np.ndarray, ink: np.ndarray, weight: np.ndarr
     where two adjacent leads' centres are within ``thick`` px is given to the lead whose row it lies
     nearer; the other is followed again from the column before the stretch with the neighbour's runs
     there masked out, unless that loses over ``min_cols`` columns (traces that cross: the mask cuts the
-    stroke).
-    ``followed``: ``(x0, x1, top, bot, cen)`` per lead (absolute columns ``x0..x1``). Returns the
-    mended list and the number of stretches re-followed.
+    stroke). Stretches are looked for again on the mended reading. ``followed``: ``(x0, x1, top, bot,
+    cen)`` per lead (absolute columns ``x0..x1``). Returns the mended list and the number of stretches
+    re-followed.
     """
     out, mended = list(followed), 0
     for k in range(len(out)):
         for j in (k - 1, k + 1):
-            if not 0 <= j < len(out):
-                continue
-            x0k, x1k, _, _, ck = out[k]
-            x0j, x1j, tj, bj, cj = out[j]
-            lo, hi = max(x0k, x0j), min(x1k, x1j)
-            if hi <= lo:
-                continue
-            a_k, a_j = ck[lo - x0k:hi - x0k + 1], cj[lo - x0j:hi - x0j + 1]
-            with np.errstate(invalid="ignore"):
-                same = np.abs(a_k - a_j) <= thick
-            for s, e in _runs(same, min_cols):
-                shared = float(np.median(a_k[s:e + 1]))
-                if abs(shared - rows[k]) <= abs(shared - rows[j]):
-                    continue  # the stretch is k's own: j is the one to re-follow (its turn in the loop)
+            after = -1
+            while 0 <= j < len(out):
+                stretch = _stray_stretch(out[k], out[j], rows[k], rows[j], thick, min_cols, after)
+                if stretch is None:
+                    break
+                first, after = stretch
+                x0, x1, top, bot, cen = out[k]
+                x0j, _, tj, bj, _ = out[j]
                 masked = ink.copy()
-                for c in range(lo + s, lo + e + 1):
+                for c in range(first, after + 1):
                     t, b = tj[c - x0j], bj[c - x0j]
                     if np.isfinite(t):
                         masked[max(0, int(t) - 1):int(b) + 2, c] = False
-                start = max(x0k, lo + s - 1)
-                y0 = ck[start - x0k]
+                start = max(x0, first - 1)
+                y0 = cen[start - x0]
                 y0 = float(rows[k]) if not np.isfinite(y0) else float(y0)
-                top2, bot2, cen2 = follow(masked, weight, start, x1k, y0, reach=reach, home=float(rows[k]))
-                x0, x1, top, bot, cen = out[k]
-                i = start - x0k
+                top2, bot2, cen2 = follow(masked, weight, start, x1, y0, reach=reach, home=float(rows[k]))
+                i = start - x0
                 if np.isfinite(cen2).sum() < np.isfinite(cen[i:]).sum() - min_cols:
                     continue  # the masked ink lost the trace (e.g. strokes that cross): keep the first reading
-                top, bot, cen = top.copy(), bot.copy(), cen.copy()
-                top[i:], bot[i:], cen[i:] = top2, bot2, cen2
-                out[k] = (x0, x1, top, bot, cen)
-                ck = cen
+                out[k] = (x0, x1, np.concatenate([top[:i], top2]), np.concatenate([bot[:i], bot2]),
+                          np.concatenate([cen[:i], cen2]))
                 mended += 1
     return out, mended
 
