@@ -1,0 +1,103 @@
+"""Is a task slower inside a dask worker than in a plain process? The digitiser's tasks, timed four ways.
+
+The same batches of paper strips (``digitize.batch_strips`` each, from ``datasets/paper/clean``) are digitised
+(:func:`pipelines.digitize.digitize_task`):
+
+* ``in-process``: one after the other in this process;
+* ``pool``: a ``multiprocessing`` pool of ``--workers`` processes (fork server);
+* ``dask default``: a ``LocalCluster`` of ``--workers`` one-thread processes with dask's own nanny
+  environment (``MALLOC_TRIM_THRESHOLD_=65536`` among it);
+* ``dask project``: the same cluster with :data:`pipelines.core.parallel.LOCAL_CLUSTER_CONFIG` (what the
+  stages use).
+
+Prints each task's own time (measured inside the task) and the wall time of the batch, and the ratio of the
+mean task time to the in-process one. Task times, not wall times, show a per-task slowdown: on 2 cores
+the wall time also carries the cluster's start-up.
+
+Usage::
+
+    python benchmarks/bench_parallel.py [--paper datasets/paper/clean] [--tasks 8] [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipelines import digitize as D  # noqa: E402
+from pipelines.core.parallel import LOCAL_CLUSTER_CONFIG, LOCAL_START_METHOD  # noqa: E402
+
+_CONFIG = None
+
+
+def timed(batch) -> float:
+    """Digitise one batch; its own seconds."""
+    t = time.perf_counter()
+    D.digitize_task(batch, _CONFIG)
+    return time.perf_counter() - t
+
+
+def _init(config) -> None:
+    global _CONFIG
+    _CONFIG = config
+
+
+def _dask(batches, workers: int, config, env: dict) -> tuple[list[float], float]:
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({**env, "distributed.worker.multiprocessing-method": LOCAL_START_METHOD}):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=50) as cluster, Client(cluster) as client:
+            client.run(_init, config)
+            client.submit(abs, 1).result()
+            t0 = time.perf_counter()
+            times = client.gather(client.map(timed, batches, pure=False))
+            return times, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--paper", type=Path, default=ROOT / "datasets/paper/clean")
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--tasks", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    params = yaml.safe_load(args.params.read_text())
+    config = D.config_of(params["digitize"], params["paper"])
+    size = int(params["digitize"]["batch_strips"])
+    batches = []
+    for b in D._batches(args.paper, size):
+        batches.append(b)
+        if len(batches) == args.tasks:
+            break
+    _init(config)
+    timed(batches[0])                                     # warm-up: first-call imports and caches
+    results = {}
+    t0 = time.perf_counter()
+    results["in-process"] = ([timed(b) for b in batches], time.perf_counter() - t0)
+    with mp.get_context(LOCAL_START_METHOD).Pool(args.workers, initializer=_init, initargs=(config,)) as pool:
+        pool.map(timed, batches[:args.workers], chunksize=1)            # warm the workers
+        t0 = time.perf_counter()
+        results["pool"] = (pool.map(timed, batches, chunksize=1), time.perf_counter() - t0)
+    results["dask default"] = _dask(batches, args.workers, config, {})
+    project = {k: v for k, v in LOCAL_CLUSTER_CONFIG.items() if k.startswith("distributed.nanny")}
+    results["dask project"] = _dask(batches, args.workers, config, project)
+    base = sum(results["in-process"][0]) / len(batches)
+    print(f"{len(batches)} tasks of {size} strips, {args.workers} workers")
+    for name, (times, wall) in results.items():
+        mean = sum(times) / len(times)
+        print(f"{name:<14} task mean {mean:5.2f} s ({mean / base:4.2f}x in-process)  wall {wall:5.2f} s  "
+              f"tasks {' '.join(f'{t:.2f}' for t in times)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
