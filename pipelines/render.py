@@ -62,7 +62,7 @@ from .formats.card import write_card
 from .formats.layout import DatasetWriter
 from .imaging.draw import (EXCLUSION_REASONS, RenderConfig, augment_mask, beat_geometry, chunk_edges, exclusions,
                            render_chunk)
-from .signal.rhythm import RR_COLUMNS
+from .signal.template import FEATURE_COLUMNS
 
 #: At most this many excluded beat ids are listed per reason in the manifest.
 MAX_LISTED_EXCLUSIONS = 1000
@@ -138,7 +138,7 @@ def run_render(method: str, beats_path: str | os.PathLike, out_dir: str | os.Pat
     schema_meta = shards.dataset_metadata(image_shape=(cfg.size, cfg.size), png_level=cfg.png_level)
     schema = shards.shard_schema(schema_meta)
     progress = Progress("render", total=len(keep), unit="beats", stream=stream)
-    label_cols = ["beat_id", "record", "r_sample", "symbol", "aami", "jun8", *RR_COLUMNS]
+    label_cols = ["beat_id", "record", "r_sample", "symbol", "aami", "jun8", *FEATURE_COLUMNS]
     with atomic_dir(out) as tmp:
         writer = DatasetWriter(tmp, schema, target_bytes=cfg.target_bytes, row_group_rows=cfg.row_group_rows,
                                compression=cfg.compression)

@@ -98,6 +98,7 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
     schema = shard_schema()
     # the rhythm columns: S-class beats come early (pre-RR 560 ms); rr=False leaves them null
     cols.update(rr_columns(rows) if rr else {c: [None] * n for c in RR_COLUMNS})
+    cols.update(template_columns(rows) if rr else {c: [None] * n for c in TEMPLATE_COLUMNS})
     table = pa.Table.from_pydict(cols, schema=schema)
     row_bytes = np.array([len(v["bytes"]) for v in cols["image"]], dtype=np.int64)
     # the render stage's writer and manifest: data/<config>/<split>-i-of-N.parquet; n_shards bounds the
@@ -128,6 +129,18 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
 
 #: The image shards' RR-interval columns (``pipelines.RR_COLUMNS``).
 RR_COLUMNS = ("rr_pre_ms", "rr_post_ms", "rr_local_ms", "rr_record_ms")
+
+#: The image shards' template columns (``pipelines.TEMPLATE_COLUMNS``).
+TEMPLATE_COLUMNS = ("tpl_corr_qrs", "tpl_corr", "tpl_rms", "tpl_rms_qrs", "tpl_ptp", "tpl_slope", "tpl_width",
+                    "tpl_area", "tpl_max", "tpl_min", "tpl_twave")
+
+
+def template_columns(rows: list[tuple]) -> dict[str, list[float | None]]:
+    """Synthetic template columns: a ventricular symbol (AAMI V) is unlike its record's median beat (0.2),
+    every other beat like it (0.95); null at each record's first beat (a window off the record)."""
+    wide = {"V", "E"}
+    value = [None if r[1] == 100 else (0.2 if r[2] in wide else 0.95) for r in rows]
+    return {c: list(value) for c in TEMPLATE_COLUMNS}
 
 
 def rr_columns(rows: list[tuple]) -> dict[str, list[float | None]]:

@@ -124,10 +124,10 @@ def test_choices_are_those_of_the_modules_that_use_them():
     from pipelines.signal.windows import WINDOW_KINDS
     from training.folds import FOLD_SCHEMES
     from training.models import MODELS, PRECISIONS
-    from pipelines import RHYTHM_FEATURES
+    from pipelines import RHYTHM_FEATURES, TEMPLATE_COLUMNS
 
     assert set(schema.DEFAULT_RHYTHM_FEATURES) <= set(RHYTHM_FEATURES)
-    pairs = [(schema.RhythmFeature, RHYTHM_FEATURES), (schema.WindowKind, WINDOW_KINDS), (schema.Method, METHODS), (schema.Engine, ENGINES),
+    pairs = [(schema.RhythmFeature, RHYTHM_FEATURES), (schema.TemplateFeature, TEMPLATE_COLUMNS), (schema.WindowKind, WINDOW_KINDS), (schema.Method, METHODS), (schema.Engine, ENGINES),
              (schema.Interpolation, INTERPOLATIONS), (schema.Compression, COMPRESSIONS),
              (schema.LabelScheme, SCHEMES), (schema.FoldScheme, FOLD_SCHEMES), (schema.Precision, PRECISIONS),
              (schema.ModelName, MODELS)]

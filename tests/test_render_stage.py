@@ -25,6 +25,7 @@ from pipelines.formats import shards
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.signal.labels import map_symbols
 from pipelines.signal.rhythm import RR_COLUMNS, rr_intervals
+from pipelines.signal.template import FEATURE_COLUMNS, TEMPLATE_COLUMNS
 from pipelines.render import RenderConfig, run_render
 from pipelines.formats import beats as beats_format
 from pipelines.imaging import draw
@@ -69,6 +70,9 @@ def write_beats_table(path: str | Path, records: dict[str, Sequence[str | None]]
     rows["jun8"] = list(map_symbols(rows["symbol"], "jun8"))
     rr = rr_intervals(np.array(rows["r_sample"]), np.array(rows["record"]), 360.0)
     rows.update({c: [None if np.isnan(v) else float(v) for v in rr[c]] for c in RR_COLUMNS})
+    # template columns: distinct per beat and column (the render stage copies them), null at each record's first
+    rows.update({c: [None if r == 400 else (r % 1000) / 1000.0 + j for r in rows["r_sample"]]
+                 for j, c in enumerate(TEMPLATE_COLUMNS)})
     table = pa.Table.from_pydict(rows, schema=BEATS_SCHEMA)
     if shuffle:
         table = table.take(np.random.default_rng(seed + 1).permutation(table.num_rows))
@@ -191,20 +195,33 @@ def test_cli_bad_engine_is_an_error_and_writes_nothing(tmp_path, beats, capsys):
 # output format
 # ------------------------------------------------------------------------------------------------
 
+def test_feature_columns_are_the_beats_tables(tmp_path, beats):
+    """Every image row (originals and crops) carries its beat's RR and template columns, nulls included."""
+    out = tmp_path / "out"
+    run_render("annotations", beats, out, config())
+    images = pq.read_table(out / "data", columns=["beat_id", "crop", *FEATURE_COLUMNS]).to_pandas()
+    table = pq.read_table(beats, columns=["beat_id", *FEATURE_COLUMNS]).to_pandas().set_index("beat_id")
+    assert (images["crop"] > 0).any()
+    expected = table.loc[images["beat_id"], list(FEATURE_COLUMNS)].to_numpy(np.float32)
+    np.testing.assert_array_equal(images[list(FEATURE_COLUMNS)].to_numpy(np.float32), expected)
+    assert np.isnan(expected[:, len(RR_COLUMNS)]).any() and np.isfinite(expected[:, -1]).any()
+
+
 def test_schema_and_huggingface_metadata(tmp_path, beats):
     out = tmp_path / "out"
     manifest = run_render("annotations", beats, out, config())
     schema = pq.read_schema(out / manifest["shards"][0]["file"])
-    assert schema.names == ["beat_id", "record", "r_sample", "symbol", "aami", "jun8", *RR_COLUMNS, "crop", "image"]
+    assert schema.names == ["beat_id", "record", "r_sample", "symbol", "aami", "jun8", *FEATURE_COLUMNS, "crop",
+                            "image"]
     assert [str(t) for t in schema.types] == ["string", "string", "int64", "string", "string", "string",
-                                              *["float"] * len(RR_COLUMNS), "int8",
+                                              *["float"] * len(FEATURE_COLUMNS), "int8",
                                               "struct<bytes: binary, path: string>"]
     hf = json.loads(schema.metadata[b"huggingface"])
     assert hf == {"info": {"features": {
         "beat_id": {"dtype": "string", "_type": "Value"}, "record": {"dtype": "string", "_type": "Value"},
         "r_sample": {"dtype": "int64", "_type": "Value"}, "symbol": {"dtype": "string", "_type": "Value"},
         "aami": {"dtype": "string", "_type": "Value"}, "jun8": {"dtype": "string", "_type": "Value"},
-        **{c: {"dtype": "float32", "_type": "Value"} for c in RR_COLUMNS},
+        **{c: {"dtype": "float32", "_type": "Value"} for c in FEATURE_COLUMNS},
         "crop": {"dtype": "int8", "_type": "Value"}, "image": {"_type": "Image"}}}}
     ours = json.loads(schema.metadata[b"ecg_images"])
     assert ours["classes"] == {"aami": ["N", "S", "V", "F", "Q"],

@@ -37,7 +37,7 @@ def rows_table(beats: list[tuple[str, int, int]], size: int = 32, seed: int = 0)
     table = pa.Table.from_arrays([
         pa.array([f"{a}-{b}" for a, b in zip(recs, rs)]), pa.array(recs), pa.array(rs, pa.int64()),
         pa.array(["V"] * len(recs)), pa.array(["V"] * len(recs)), pa.array(["PVC"] * len(recs)),
-        *(pa.array(np.full(len(recs), 800.0, np.float32)) for _ in shards.RR_COLUMNS),
+        *(pa.array(np.full(len(recs), 800.0, np.float32)) for _ in shards.FEATURE_COLUMNS),
         pa.array(crop, pa.int8()), shards.image_array(data, offs)], schema=shards.shard_schema())
     return table, np.diff(offs)
 
@@ -233,7 +233,7 @@ def test_hf_features_match_datasets_library():
     features = datasets.Features({
         "beat_id": datasets.Value("string"), "record": datasets.Value("string"), "r_sample": datasets.Value("int64"),
         "symbol": datasets.Value("string"), "aami": datasets.Value("string"), "jun8": datasets.Value("string"),
-        **{c: datasets.Value("float32") for c in shards.RR_COLUMNS},
+        **{c: datasets.Value("float32") for c in shards.FEATURE_COLUMNS},
         "crop": datasets.Value("int8"), "image": datasets.Image()})
     assert datasets.Features.from_dict(shards.hf_features()) == features
     assert features.arrow_schema.field("image").type == shards.IMAGE_TYPE

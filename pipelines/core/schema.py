@@ -137,6 +137,36 @@ class QualitySection(Section):
         return self
 
 
+def _low_high(pair: list[float]) -> list[float]:
+    if not pair[0] < pair[1]:
+        raise ValueError(f"expected [low, high] with low < high, got {pair}")
+    return pair
+
+
+LowHigh = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2),
+                    AfterValidator(_low_high)]
+
+
+class TemplateSection(Section):
+    """``segment.template``: record-relative morphology (``pipelines.signal.template.TemplateSpec``)."""
+
+    before_ms: Milliseconds = 250.0
+    after_ms: Milliseconds = 400.0
+    qrs_before_ms: Milliseconds = 80.0
+    qrs_after_ms: Milliseconds = 120.0
+    band_hz: LowHigh = [0.5, 40.0]
+
+    @model_validator(mode="after")
+    def _qrs_inside(self) -> "TemplateSection":
+        if not (0 < self.qrs_before_ms <= self.before_ms - 50.0 and 0 < self.qrs_after_ms < self.after_ms):
+            raise KeyProblem("qrs_before_ms", problem=(
+                f"the QRS part (-{self.qrs_before_ms}..{self.qrs_after_ms} ms) must lie inside the window "
+                f"(-{self.before_ms}..{self.after_ms} ms), 50 ms clear of its start (the baseline)"))
+        if self.band_hz[0] <= 0:
+            raise KeyProblem("band_hz", problem=f"the low edge must be > 0 Hz, got {self.band_hz[0]}")
+        return self
+
+
 class SegmentParams(Section):
     lead: NonEmptyStr = "MLII"
     window: WindowKind = "jun"
@@ -147,6 +177,7 @@ class SegmentParams(Section):
     extra_symbols: list[NonEmptyStr] = []
     christov: ChristovSection = ChristovSection()
     quality: QualitySection = QualitySection()
+    template: TemplateSection = TemplateSection()
     scheduler: Optional[NonEmptyStr] = None          # execution only: where records run, not what is written
     workers: Annotated[int, Field(ge=0)] = 0
 
@@ -165,16 +196,6 @@ class CropsSection(Section):
     offsets: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=3, max_length=3)] = [0, 16, 32]
     interpolation: Interpolation = "linear"
     skip_symbols: list[NonEmptyStr] = ["N"]
-
-
-def _low_high(pair: list[float]) -> list[float]:
-    if not pair[0] < pair[1]:
-        raise ValueError(f"expected [low, high] with low < high, got {pair}")
-    return pair
-
-
-LowHigh = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2),
-                    AfterValidator(_low_high)]
 
 
 class ScaleSection(Section):
@@ -347,6 +368,10 @@ RhythmFeature = Literal["log_pre_local", "log_post_local", "log_pre_record", "lo
 #: The features that transfer between patients (the record-relative ones fit DS1's patients, not DS2's).
 DEFAULT_RHYTHM_FEATURES = ("log_pre_local", "log_post_local", "rr_missing")
 
+#: ``pipelines.signal.template.TEMPLATE_COLUMNS`` (tests/test_params.py checks that they agree).
+TemplateFeature = Literal["tpl_corr_qrs", "tpl_corr", "tpl_rms", "tpl_rms_qrs", "tpl_ptp", "tpl_slope", "tpl_width",
+                          "tpl_area", "tpl_max", "tpl_min", "tpl_twave"]
+
 
 class RunSection(Section):
     """One training run (``train.runs.<name>``): one DVC stage ``train@<name>``."""
@@ -355,7 +380,7 @@ class RunSection(Section):
     method: Method
     folds: FoldScheme
     labels: LabelScheme
-    rhythm: bool = False                               # second input: RR-interval features of the shards
+    rhythm: bool = False                               # second input: RR and template features of the shards
     train_classes: Optional[Annotated[list[NonEmptyStr], Field(min_length=2)]] = None   # default: all but AAMI Q
     timed_classes: list[NonEmptyStr] = []             # rhythm runs: classes told from the first by rhythm alone
     crops: Optional[Literal["originals", "all"]] = None          # overrides train.crops for this run
@@ -402,6 +427,7 @@ class TrainParams(Section):
     decision_prior: Union[Literal["auto"], Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = "auto"
     selection_min_beats: Annotated[int, Field(ge=1)] = 50
     rhythm_features: Annotated[list[RhythmFeature], Field(min_length=1)] = list(DEFAULT_RHYTHM_FEATURES)
+    template_features: list[TemplateFeature] = []     # rhythm runs' second input also gets these; not the baseline
     runs: Annotated[dict[str, RunSection], Field(min_length=1)]
     small_cnn: Optional[ModelParams] = None
     vgg: Optional[VggParams] = None

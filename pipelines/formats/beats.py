@@ -30,6 +30,7 @@ from ..core.errors import DataError
 from ..core.files import atomic_path
 from ..signal.labels import map_symbols
 from ..signal.rhythm import RR_COLUMNS
+from ..signal.template import FEATURE_COLUMNS, TEMPLATE_COLUMNS
 
 #: Schema metadata key holding the JSON provenance (params and counts) of a beats table.
 METADATA_KEY = "ecg_beats"
@@ -54,13 +55,14 @@ BEATS_SCHEMA = pa.schema([
     pa.field("start", pa.int64(), nullable=False),
     pa.field("end", pa.int64(), nullable=False),
     *(pa.field(c, pa.float32()) for c in RR_COLUMNS),   # rhythm: null at the record's edges
+    *(pa.field(c, pa.float32()) for c in TEMPLATE_COLUMNS),   # morphology against the record's median beat
     pa.field("signal", pa.list_(pa.float32()), nullable=False),
 ])
 
 _LABEL_SCHEMA = pa.schema([
     pa.field("beat_id", pa.string()), pa.field("record", pa.string()), pa.field("r_sample", pa.int64()),
     pa.field("symbol", pa.string()), pa.field("aami", pa.string()), pa.field("jun8", pa.string()),
-    *(pa.field(c, pa.float32()) for c in RR_COLUMNS), pa.field("fs", pa.float64()), pa.field("start", pa.int64()),
+    *(pa.field(c, pa.float32()) for c in FEATURE_COLUMNS), pa.field("fs", pa.float64()), pa.field("start", pa.int64()),
 ])
 
 #: Columns the render stage reads (``lead`` and ``end`` are not needed to draw).
@@ -108,7 +110,7 @@ def beats_table(results: Sequence[Any], metadata: Mapping[str, Any] | None = Non
         pa.array(map_symbols(symbol, "jun8"), pa.string(), from_pandas=True),
         pa.array(cat("start", np.int64), pa.int64()),
         pa.array(cat("end", np.int64), pa.int64()),
-        *(pa.array(_rr(ordered, c), pa.float32(), from_pandas=True) for c in RR_COLUMNS),
+        *(pa.array(_feature(ordered, c), pa.float32(), from_pandas=True) for c in FEATURE_COLUMNS),
         signal,
     ]
     schema = BEATS_SCHEMA
@@ -117,9 +119,11 @@ def beats_table(results: Sequence[Any], metadata: Mapping[str, Any] | None = Non
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _rr(ordered: Sequence[Any], column: str) -> np.ndarray:
-    """One RR column over all records (float32; NaN, written as null, where undefined or not computed)."""
-    parts = [np.asarray(getattr(res, "rr", {}).get(column, np.full(len(res.r_sample), np.nan)), dtype=np.float32)
+def _feature(ordered: Sequence[Any], column: str) -> np.ndarray:
+    """One RR or template column over all records (float32; NaN, written as null, where undefined or not
+    computed)."""
+    group = "rr" if column in RR_COLUMNS else "template"
+    parts = [np.asarray(getattr(res, group, {}).get(column, np.full(len(res.r_sample), np.nan)), dtype=np.float32)
              for res in ordered]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 

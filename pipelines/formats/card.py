@@ -105,6 +105,18 @@ _FIELD_DOCS: dict[str, tuple[str, str]] = {
     "rr_local_ms": ("sc:Float", "Rhythm: mean of the up to 10 RR intervals before rr_pre_ms (causal; null for the "
                     "first two beats)."),
     "rr_record_ms": ("sc:Float", "Rhythm: median RR interval of the record."),
+    "tpl_corr_qrs": ("sc:Float", "Template: correlation of the beat's QRS with its record's median beat's."),
+    "tpl_corr": ("sc:Float", "Template: correlation of the beat with its record's median beat (-250..400 ms)."),
+    "tpl_rms": ("sc:Float", "Template: RMS of beat minus the record's median beat, in units of the median QRS "
+                "peak-to-peak."),
+    "tpl_rms_qrs": ("sc:Float", "Template: the same RMS over the QRS (-80..120 ms)."),
+    "tpl_ptp": ("sc:Float", "Template: log of the QRS peak-to-peak ratio, beat / record median beat."),
+    "tpl_slope": ("sc:Float", "Template: log of the steepest QRS slope ratio, beat / record median beat."),
+    "tpl_width": ("sc:Float", "Template: QRS width ratio, beat / record median beat."),
+    "tpl_area": ("sc:Float", "Template: QRS absolute area ratio, beat / record median beat."),
+    "tpl_max": ("sc:Float", "Template: the beat's QRS maximum, in units of the median QRS peak-to-peak."),
+    "tpl_min": ("sc:Float", "Template: the beat's QRS minimum, in units of the median QRS peak-to-peak."),
+    "tpl_twave": ("sc:Float", "Template: mean of beat minus the record's median beat after the QRS."),
     "crop": ("sc:Integer", "0 = the original image; 1..9 = the nine crops (rows {0,16,32} x columns "
              "{0,16,32}, row-major), resized back to the image size."),
     "image": ("sc:ImageObject", "The beat image: PNG, 8-bit grayscale."),

@@ -41,14 +41,15 @@ import pyarrow.parquet as pq
 
 from ..core.files import sha256_file
 from ..signal.labels import AAMI_CLASSES, JUN8_CLASSES
-from ..signal.rhythm import RR_COLUMNS
+from ..signal.template import FEATURE_COLUMNS
 from .png import (DEFAULT_PNG_LEVEL, IMAGE_TYPE, PNG_FILTER, decode_images, decode_png,  # noqa: F401 (re-exported)
                   encode_png, image_array)
 
 #: Version of the image-shard format (bumped on any change of columns, metadata or layout).
 #: 2: shards under ``data/<config>/<split>-*.parquet`` (originals / crops x train / test / paced).
 #: 3: the RR columns (``pipelines.signal.rhythm.RR_COLUMNS``) after ``jun8``.
-FORMAT_VERSION = 3
+#: 4: the template columns (``pipelines.signal.template.TEMPLATE_COLUMNS``) after the RR columns.
+FORMAT_VERSION = 4
 
 #: Schema metadata key of the Hugging Face features JSON.
 HF_METADATA_KEY = "huggingface"
@@ -72,7 +73,7 @@ SCHEMA = pa.schema([
     pa.field("symbol", pa.string()),
     pa.field("aami", pa.string()),
     pa.field("jun8", pa.string()),
-    *(pa.field(c, pa.float32()) for c in RR_COLUMNS),
+    *(pa.field(c, pa.float32()) for c in FEATURE_COLUMNS),     # RR, then template features (per beat)
     pa.field("crop", pa.int8()),
     pa.field("image", IMAGE_TYPE),
 ])
@@ -81,7 +82,8 @@ SCHEMA = pa.schema([
 LABEL_COLUMNS: tuple[str, ...] = ("symbol", "aami", "jun8")
 
 #: The non-image columns (the row index a reader builds without touching the PNG bytes).
-META_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", *RR_COLUMNS, "crop")
+META_COLUMNS: tuple[str, ...] = ("beat_id", "record", "r_sample", "symbol", "aami", "jun8", *FEATURE_COLUMNS,
+                                 "crop")
 
 #: Columns with few distinct values: dictionary-encoded in the Parquet files.
 _DICTIONARY_COLUMNS = ["record", "symbol", "aami", "jun8"]

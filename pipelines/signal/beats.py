@@ -28,6 +28,7 @@ from ..records.annotations import annotation_exclusions, excluded_counts, merge_
 from .labels import BEAT_SYMBOLS
 from .quality import QUALITY_REASONS, QualitySpec, screen_beats
 from .rhythm import RR_COLUMNS, rr_intervals
+from .template import TemplateSpec, template_features
 from .windows import DROP_REASONS, WindowSpec, compute_windows, extract_windows, ms_to_samples
 
 #: Beat-finding methods (``--method``).
@@ -55,6 +56,7 @@ class SegmentConfig:
     match_tolerance_ms: float = 150.0
     refine_ms: float = 50.0
     quality: QualitySpec = field(default_factory=QualitySpec)
+    template: TemplateSpec = field(default_factory=TemplateSpec)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -81,6 +83,7 @@ class SegmentConfig:
             match_tolerance_ms=float(section["match_tolerance_ms"]),
             refine_ms=float(section["christov"]["refine_ms"]),
             quality=QualitySpec.from_params(section),
+            template=TemplateSpec.from_params(section["template"]),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -97,6 +100,7 @@ class SegmentConfig:
         if self.method == "christov":
             out["match_tolerance_ms"] = self.match_tolerance_ms
             out["refine_ms"] = self.refine_ms
+        out["template"] = self.template.to_json()
         if not self.quality.is_default:  # defaults left out: tables made before the screen stay identical
             out["quality"] = self.quality.to_json()
         return out
@@ -122,6 +126,7 @@ class RecordBeats:
     offsets: np.ndarray
     counts: dict[str, Any]
     rr: dict[str, np.ndarray] = field(default_factory=dict)
+    template: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_beats(self) -> int:
@@ -143,6 +148,16 @@ def sequence_rr(r_peaks: np.ndarray, fs: float, keep: np.ndarray) -> tuple[dict[
     full = rr_intervals(r_peaks, np.zeros(len(r_peaks), dtype=np.int8), fs)
     rr = {c: full[c][keep] for c in RR_COLUMNS}
     return rr, {c: int(np.isnan(v).sum()) for c, v in rr.items()}
+
+
+def sequence_template(record, r_peaks: np.ndarray, keep: np.ndarray,
+                      spec: TemplateSpec) -> tuple[dict[str, np.ndarray], int]:
+    """Template columns (:func:`pipelines.signal.template.template_features`) of the kept beats, the
+    template being the median of the whole beat sequence of the record, and how many kept beats are null."""
+    full = template_features(record.signal, r_peaks, float(record.fs), spec)
+    tpl = {c: v[keep] for c, v in full.items()}
+    first = next(iter(tpl.values()), np.zeros(0))
+    return tpl, int(np.isnan(first).sum())
 
 
 def value_counts(values: np.ndarray) -> dict[str, int]:
@@ -232,6 +247,7 @@ def segment_annotations(record, config: SegmentConfig, database: str = "mitdb") 
     windows, screened = _windows_and_values(where, record, sample, config)
     keep, values, offsets = screened.keep, screened.values, screened.offsets
     rr, rr_missing = sequence_rr(sample, float(record.fs), keep)
+    tpl, tpl_missing = sequence_template(record, sample, keep, config.template)
     counts = {
         "lead": record.lead, "fs": float(record.fs), "n_samples": int(record.signal.shape[0]),
         "reference_beats": int(sample.size), "reference_symbols": value_counts(symbol),
@@ -239,10 +255,11 @@ def segment_annotations(record, config: SegmentConfig, database: str = "mitdb") 
         "dropped": _dropped(windows, screened), "dropped_symbols": _dropped_symbols(windows, screened, symbol),
         "skipped_non_beat": skipped, "window_samples": config.window.in_samples(record.fs),
         "excluded_annotations": excluded, "flat_lead": screened.flat_lead, "rr_missing": rr_missing,
+        "template_missing": tpl_missing,
     }
     return RecordBeats(record=record.name, lead=record.lead, fs=float(record.fs), r_sample=sample[keep],
                        symbol=symbol[keep], start=windows.start[keep], end=windows.end[keep], values=values,
-                       offsets=offsets, counts=counts, rr=rr)
+                       offsets=offsets, counts=counts, rr=rr, template=tpl)
 
 
 def label_detections(detected: np.ndarray, ref_sample: np.ndarray, ref_symbol: np.ndarray,
@@ -293,6 +310,7 @@ def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, databas
     keep, values, offsets = screened.keep, screened.values, screened.offsets
     kept_symbol = symbol[keep]
     rr, rr_missing = sequence_rr(peaks, fs, keep)
+    tpl, tpl_missing = sequence_template(record, peaks, keep, config.template)
     counts = {
         "lead": record.lead, "fs": fs, "n_samples": int(record.signal.shape[0]),
         "tp": scores["tp"], "fp": scores["fp"], "fn": scores["fn"],
@@ -303,10 +321,11 @@ def segment_detections(record, peaks: np.ndarray, config: SegmentConfig, databas
         "dropped": _dropped(windows, screened), "dropped_symbols": _dropped_symbols(windows, screened, symbol),
         "skipped_non_beat": skipped, "window_samples": config.window.in_samples(fs),
         "excluded_annotations": excluded, "flat_lead": screened.flat_lead, "rr_missing": rr_missing,
+        "template_missing": tpl_missing,
     }
     return RecordBeats(record=record.name, lead=record.lead, fs=fs, r_sample=peaks[keep], symbol=kept_symbol,
                        start=windows.start[keep], end=windows.end[keep], values=values, offsets=offsets,
-                       counts=counts, rr=rr)
+                       counts=counts, rr=rr, template=tpl)
 
 
 def segment_christov(record, config: SegmentConfig, database: str = "mitdb") -> RecordBeats:
