@@ -1,6 +1,6 @@
 """``reports/benchmark.md``: our runs beside their baselines and the published figures, with provenance.
 
-Sections: the classification table (one row per run, its two baseline rows under it, then the
+Sections: the classification table (one row per run, its baseline rows under it, then the
 published rows), the fold means and standard deviations, the AAMI EC57 table (``bxb`` scoring, see
 :mod:`evaluation.ec57`), per-class figures of each run, the R-peak detector report, the paper-ECG
 digitiser and digitise-then-classify reports, and the provenance of every row. Pure text from the
@@ -35,15 +35,19 @@ LEAK_NOTE = (
 
 
 #: Row labels of the baselines (``baselines.parquet``, column ``model``).
-BASELINE_NAMES: dict[str, str] = {"majority": "majority class", "rhythm": "rhythm only"}
+BASELINE_NAMES: dict[str, str] = {"majority": "majority class", "rhythm": "rhythm only",
+                                  "features": "RR + template features"}
 BASELINE_LABEL = "↳ baselines"
 NO_BASELINES = "none: this run has no `fold-XX/baselines.parquet` (trained before baselines were added)"
 
 BASELINE_NOTE = (
-    "Under each run, two baselines scored on the same test beats, fitted on the same training side of each fold: "
-    "**majority class** (every beat called the most frequent training class) and **rhythm only** (gradient boosting "
-    "on the beat's RR-interval ratios, no image; `training/baselines.py`). A model row below its majority-class "
-    "row does worse than calling every beat normal."
+    "Under each run, baselines scored on the same test beats, fitted on the same training side of each fold: "
+    "**majority class** (every beat called the most frequent training class), **rhythm only** (gradient boosting "
+    "on the beat's RR-interval ratios, no image; `training/baselines.py`) and **RR + template features** (the same "
+    "classifier on the RR ratios and the beat measured against its record's median beat, "
+    "`pipelines/signal/template.py`: everything a rhythm run's second input holds, no image). A model row below "
+    "its majority-class row does worse than calling every beat normal; below its RR + template row, its image "
+    "adds nothing."
 )
 
 #: EC57 table columns after the accuracy: head, (class, figure key in the ec57 metrics).
@@ -148,7 +152,7 @@ def _beats_cell(m: dict[str, Any]) -> str:
 
 
 def _baseline_rows(r: RunReport, width: int, cells) -> list[list[str]]:
-    """The two baseline rows under a run's row (``cells(metrics)`` gives the cells after the first two), or
+    """The baseline rows under a run's row (``cells(metrics)`` gives the cells after the first two), or
     one row saying that the run has none. ``width`` is the number of columns of the table."""
     base = r.metrics.get("baselines")
     if not base:
@@ -172,7 +176,7 @@ def _ref_list(published: Sequence[Published]) -> list[str]:
 
 
 def classification_section(runs: Sequence[RunReport], published: Sequence[Published], revision: str) -> list[str]:
-    """The main table: each run (pooled figures and provenance) with its two baselines, then the published rows."""
+    """The main table: each run (pooled figures and provenance) with its baselines, then the published rows."""
     head = ["run", "model", "segmentation", "folds (n)", "protocol", "labels", "test beats", "accuracy",
             *[h for h, _ in MACRO_COLUMNS], "compare with", "git revision", "params hash", "data hash"]
 

@@ -8,8 +8,9 @@ sample there is cut again from the digitised signal (the same record samples), d
 draws it (:func:`pipelines.draw_beats` with the ``render`` params and the render stage's geometry: R index,
 sampling rate and, for ``amplitude: record``, the record amplitude of the original beats) and classified by
 the run's models (:func:`training.predict.classify_drawn`, as ``python -m training.predict --beats`` does:
-prior-corrected fold ensemble). A rhythm run gets the same RR features as the original beat, from the beats
-table (:func:`training.data.rhythm_from_beats`: the reference beat times), not from the digitised signal:
+prior-corrected fold ensemble). A rhythm run gets the same RR and template features as the original beat, from the
+beats table (:func:`training.data.rhythm_from_beats`: the reference beat times and signal), not from the
+digitised signal:
 the comparison isolates what digitisation does to the beat *images*.
 
 The other side ("original") is the run's own prediction of the same beats. Both are scored with AAMI
@@ -36,7 +37,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipelines import DataError, Progress, load_params, read_beats, read_digitized, record_signals, run_stage
-from training.data import rhythm_from_beats
+from training.data import branch_names, rhythm_from_beats
 
 from .ec57 import ec57_confusion, ec57_exclusions, ec57_scores, is_ec57_run
 from .metrics import encode_labels
@@ -268,7 +269,7 @@ def run_classify(params_path: str | Path, digitized_path: str | Path, beats_path
                                              "of its lead with every sample recovered")
     rows = test.row[cut]
     geometry = drawn_geometry(beats, rows, cfg, str(beats_path))
-    names = run["params"].get("rhythm_features") or None
+    names = branch_names(run["params"])
     features = rhythm_from_beats(beats, rows, names) if run.get("rhythm") else None
     del beats  # the samples of every beat: no longer needed
 
@@ -284,7 +285,7 @@ def run_classify(params_path: str | Path, digitized_path: str | Path, beats_path
         "run": str(run.get("run") or run_dir.name),
         "inputs": {"digitized": str(digitized_path), "beats": str(beats_path), "run": str(run_dir)},
         "strip_seconds": seconds,
-        "rhythm_features": (list(names) if names else None) if run.get("rhythm") else None,
+        "rhythm_features": names if run.get("rhythm") else None,
         "test_beats": int(len(code)),
         "beats": int(cut.size),
         "excluded": excluded,

@@ -11,11 +11,11 @@ for identical inputs:
 
 * ``<out>/metrics.json``: per run, pooled, fold-mean and fold-std figures (macro and per class),
   the AAMI EC57 figures (``bxb`` scoring) for AAMI runs, and the same for the run's baselines
-  (``fold-XX/baselines.parquet``: majority class, rhythm only) when it has them (DVC metrics);
+  (``fold-XX/baselines.parquet``: majority class, rhythm only, RR + template features) when it has them (DVC metrics);
 * ``<out>/plots/confusion.json``, ``roc.json``, ``history.json``: DVC plot data
   (templates in ``evaluation/templates/``);
 * ``<out>/figures/evaluation/confusion_<run>.png`` and ``roc_<run>.png``;
-* ``<out>/benchmark.md``: our runs, each with its two baseline rows, beside the published figures,
+* ``<out>/benchmark.md``: our runs, each with its baseline rows, beside the published figures,
   with provenance, the EC57 table, the R-peak detector report and the paper-ECG reports
   (``--digitize``, default ``<out>/digitize.json``; ``--digitized-classify``, default
   ``<out>/digitized_classify.json``; a section says so when its file is absent).

@@ -7,7 +7,7 @@ Layout (see ``docs/architecture.md``)::
     models/<run>/fold-XX/predictions.parquet   beat_id, record, fold, y_true, y_pred, p_<class>...
     models/<run>/history.csv                   fold, epoch, loss, accuracy, val_loss, val_accuracy, ...
     models/<run>/fold-XX/baselines.parquet     optional: the predictions columns plus ``model``
-                                               ("majority" | "rhythm"), for the same test beats
+                                               ("majority" | "rhythm" | "features"), for the same test beats
 
 Everything that does not hold together (a missing column, a label outside ``classes``, a fold
 number that differs from its folder, a beat tested twice, NaN scores, a test-beat count that
@@ -33,7 +33,10 @@ RUN_KEYS: tuple[str, ...] = ("run", "model", "method", "folds", "labels", "class
                              "data_hash", "n_test_beats")
 
 #: Baselines the train stage may write (``baselines.parquet``, column ``model``), in report order.
-BASELINES: tuple[str, ...] = ("majority", "rhythm")
+BASELINES: tuple[str, ...] = ("majority", "rhythm", "features")
+
+#: Baselines every ``baselines.parquet`` holds (``features`` only runs with template features have).
+REQUIRED_BASELINES: tuple[str, ...] = ("majority", "rhythm")
 
 #: Columns of ``history.csv`` (``fold`` and ``epoch`` required, the others null when absent).
 HISTORY_COLUMNS: tuple[str, ...] = ("fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -192,8 +195,8 @@ def read_baselines(path: Path, fold: int, classes: tuple[str, ...], label_classe
     Returns
     -------
     dict
-        Baseline name (each of :data:`BASELINES`) -> ``(y_pred, proba)`` in the order of ``beat_ids``,
-        ``y_pred`` as indices into ``label_classes``.
+        Baseline name (each of :data:`BASELINES` the file holds; :data:`REQUIRED_BASELINES` always) ->
+        ``(y_pred, proba)`` in the order of ``beat_ids``, ``y_pred`` as indices into ``label_classes``.
 
     Raises
     ------
@@ -208,6 +211,8 @@ def read_baselines(path: Path, fold: int, classes: tuple[str, ...], label_classe
     out = {}
     for name in BASELINES:
         part = df[df["model"] == name]
+        if part.empty and name not in REQUIRED_BASELINES:
+            continue
         if part.empty:
             raise DataError(str(path), f"no rows for baseline {name!r}")
         index = pd.Index(part["beat_id"].to_numpy(dtype=object))
@@ -313,7 +318,7 @@ def load_run(models_dir: str | Path, name: str) -> RunResults:
         history=read_history(run_dir, [fold for fold, _ in folds]), record=every.record[trained], all_beats=every,
     )
     baselines = {}
-    for b in BASELINES if base_parts else ():
+    for b in [b for b in BASELINES if base_parts and all(b in part for part in base_parts)]:
         y_pred = np.concatenate([part[b][0] for part in base_parts])
         baselines[b] = replace(run, y_pred=to_class[y_pred[trained]],
                                proba=np.concatenate([part[b][1] for part in base_parts])[trained],

@@ -1,4 +1,4 @@
-"""The majority-class and rhythm-only baselines (training/baselines.py)."""
+"""The majority-class, rhythm-only and RR + template baselines (training/baselines.py)."""
 from __future__ import annotations
 
 import time
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import RR_COLUMNS, rhythm_features
-from training.baselines import (BASELINES, balanced_weights, baseline_predictions, fit_majority, fit_rhythm,
-                                rhythm_matrix)
+from pipelines import RR_COLUMNS, TEMPLATE_COLUMNS, rhythm_features
+from training.baselines import (BASELINES, balanced_weights, baseline_predictions, features_matrix, fit_majority,
+                                fit_rhythm, rhythm_matrix)
 
 CLASSES = ("N", "S", "V", "F", "Q")
 
@@ -85,7 +85,8 @@ def test_baseline_table_has_the_predictions_layout_and_model_column():
     assert time.perf_counter() - t0 < 30
     assert list(table.columns) == ["beat_id", "record", "fold", "y_true", "y_pred",
                                    *[f"p_{c}" for c in CLASSES], "model"]
-    assert table["model"].tolist() == ["majority"] * 500 + ["rhythm"] * 500 and BASELINES == ("majority", "rhythm")
+    assert table["model"].tolist() == ["majority"] * 500 + ["rhythm"] * 500
+    assert BASELINES == ("majority", "rhythm", "features")
     for name, part in table.groupby("model", sort=False):
         assert part["beat_id"].tolist() == test["beat_id"].tolist()
         assert part["y_true"].tolist() == [CLASSES[i] for i in y_test]
@@ -102,3 +103,28 @@ def test_missing_rr_columns_are_named():
     beats, y = synthetic_beats(50, 0)
     with pytest.raises(KeyError, match="rr_local_ms"):
         baseline_predictions(beats, y, beats.drop(columns=["rr_local_ms"]), y, classes=CLASSES, fold=0, seed=0)
+
+
+def with_template(beats: pd.DataFrame, y: np.ndarray, seed: int) -> pd.DataFrame:
+    """Template columns that show F (class 3, rhythm-like-N) as a beat unlike its record's template."""
+    rng = np.random.default_rng(seed)
+    unlike = np.where(y == 3, 0.3, 0.95) + rng.normal(0, 0.03, len(y))
+    out = beats.assign(**{c: unlike for c in TEMPLATE_COLUMNS})
+    out.loc[::53, list(TEMPLATE_COLUMNS)] = np.nan
+    return out
+
+
+def test_features_baseline_sees_the_template_columns_the_rhythm_one_does_not():
+    train, y_train = synthetic_beats(4000, 4)
+    test, y_test = synthetic_beats(1000, 5)
+    train, test = with_template(train, y_train, 6), with_template(test, y_test, 7)
+    used = ("tpl_corr_qrs", "tpl_width")
+    X = features_matrix(test, ["log_pre_local", "rr_missing"], used)
+    assert X.shape == (1000, 4) and np.isfinite(X).all() and (X[::53, 2:] == 0).all()
+    table = baseline_predictions(train, y_train, test, y_test, classes=CLASSES, fold=0, seed=7, template=used)
+    assert table["model"].tolist() == ["majority"] * 1000 + ["rhythm"] * 1000 + ["features"] * 1000
+    f_recall = {m: (part["y_pred"].to_numpy()[y_test == 3] == "F").mean() for m, part in table.groupby("model")}
+    assert f_recall["features"] > 0.8 > 0.3 > f_recall["rhythm"]
+    with pytest.raises(KeyError, match="no template columns"):
+        baseline_predictions(train.drop(columns=["tpl_width"]), y_train, test, y_test, classes=CLASSES, fold=0,
+                             seed=7, template=used)

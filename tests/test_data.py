@@ -339,5 +339,33 @@ def test_rhythm_inputs_follow_the_rows_and_the_stream(tmp_path):
     old = tmp_path / "old.parquet"
     pq.write_table(pq.read_table(images.shards[0]).drop_columns(list(rr)), old)
     plain = dataclasses.replace(images, shards=(old,), rows=images.rows.drop(columns=list(rr)))
-    with pytest.raises(DataError, match=r"old\.parquet: no RR column"):
+    with pytest.raises(DataError, match=r"old\.parquet: no column\(s\) \['rr_pre_ms'"):
         rhythm_inputs(plain)
+
+
+def test_rhythm_inputs_with_template_features(tmp_path):
+    """A run's second input: the RR ratios it names, then the template columns it names, in that order."""
+    from pipelines import TEMPLATE_COLUMNS
+
+    from training.data import branch_names, model_feature_names, rhythm_inputs, rr_columns
+
+    images = open_images(write_shards(tmp_path / "t", {"100": {"N": 10, "V": 4}}, size=16, rr=True))
+    names = ["log_pre_local", "tpl_corr_qrs", "rr_missing", "tpl_width"]
+    f = rhythm_inputs(images, names=names)
+    table = rr_columns(images, ("tpl_corr_qrs", "tpl_width"))
+    symbols = images.rows["symbol"].to_numpy(dtype=object)
+    assert f.shape == (len(images.rows), 4)
+    np.testing.assert_array_equal(f[:, 1], np.nan_to_num(table["tpl_corr_qrs"]).astype(np.float32))
+    np.testing.assert_array_equal(f[:, 3], np.nan_to_num(table["tpl_width"]).astype(np.float32))
+    np.testing.assert_array_equal(f[:, [0, 2]], rhythm_inputs(images, names=["log_pre_local", "rr_missing"]))
+    assert (f[symbols == "V", 1] == np.float32(0.2)).all()
+    assert model_feature_names()[-len(TEMPLATE_COLUMNS):] == TEMPLATE_COLUMNS
+    assert branch_names({}) == list(model_feature_names()[:6])
+    with pytest.raises(ConfigError, match="unknown \\['tpl_nope'\\]"):
+        rhythm_inputs(images, names=["tpl_corr", "tpl_nope"])
+    # shards made before the template columns: a clear error naming the shard
+    old = tmp_path / "old.parquet"
+    pq.write_table(pq.read_table(images.shards[0]).drop_columns(list(TEMPLATE_COLUMNS)), old)
+    plain = dataclasses.replace(images, shards=(old,), rows=images.rows.drop(columns=list(TEMPLATE_COLUMNS)))
+    with pytest.raises(DataError, match=r"old\.parquet: no column\(s\) \['tpl_corr_qrs'"):
+        rhythm_inputs(plain, names=names)

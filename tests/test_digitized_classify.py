@@ -25,7 +25,7 @@ import yaml
 from evaluation.benchmark import digitized_classify_section
 from evaluation.digitized_classify import EXCLUSIONS, main, run_classify
 from evaluation.evaluate import CLASSIFY_KEYS, check_keys
-from pipelines import RR_COLUMNS, map_symbols, rr_intervals
+from pipelines import RR_COLUMNS, TEMPLATE_COLUMNS, map_symbols, rr_intervals, template_features
 from pipelines.digitize import SCHEMA as DIGITIZED_SCHEMA
 from pipelines.formats.beats import BEATS_SCHEMA
 from pipelines.imaging.draw import RenderConfig
@@ -80,6 +80,8 @@ def write_beats(path: Path) -> Path:
     rows["jun8"] = list(map_symbols(rows["symbol"], "jun8"))
     rr = rr_intervals(np.array(rows["r_sample"]), np.array(rows["record"]), FS)
     rows.update({c: [None if np.isnan(v) else float(v) for v in rr[c]] for c in RR_COLUMNS})
+    tpl = [template_features(sig, r, FS) for sig, r, _ in SIGNALS.values()]
+    rows.update({c: [None if np.isnan(v) else float(v) for t in tpl for v in t[c]] for c in TEMPLATE_COLUMNS})
     pq.write_table(pa.Table.from_pydict(rows, schema=BEATS_SCHEMA), path)
     return path
 

@@ -435,6 +435,15 @@ def test_bad_baselines_are_refused_naming_the_file(tmp_path):
         bad.to_parquet(path)
         with pytest.raises(DataError, match=f"fold-01/baselines.parquet: .*{msg}"):
             load_run(tmp_path, "r")
+    # the optional third baseline (RR + template features) is read when every fold has it
+    good.to_parquet(path)
+    for fold in ("fold-00", "fold-01"):
+        p = tmp_path / "r" / fold / "baselines.parquet"
+        b = pd.read_parquet(p)
+        pd.concat([b, b[b.model == "rhythm"].assign(model="features")]).to_parquet(p)
+    assert list(load_run(tmp_path, "r").baselines) == ["majority", "rhythm", "features"]
+    good.to_parquet(path)                                          # fold-01 without it: left out, not an error
+    assert list(load_run(tmp_path, "r").baselines) == ["majority", "rhythm"]
     path.unlink()
     with pytest.raises(DataError, match=r"baselines.parquet in some folds only \(missing in \['fold-01'\]\)"):
         load_run(tmp_path, "r")

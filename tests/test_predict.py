@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines import RR_COLUMNS, DataError
+from pipelines import RR_COLUMNS, TEMPLATE_COLUMNS, DataError
 from pipelines.signal.labels import DS1, DS2
 from tests.conftest import require
 from tests._shards import train_params, write_params, write_shards
@@ -26,20 +26,22 @@ require("tensorflow")
 from training.predict import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_USED = ("tpl_corr_qrs", "tpl_width")           # the run's template features (train.template_features)
 RECORDS = {r: {"N": 14, "A": 3, "V": 4, "F": 2, "Q": 2} for r in (DS1[0], DS1[1], DS2[0], DS2[1])}
 RECORDS[DS2[1]] = {**RECORDS[DS2[1]], None: 2}          # unlabelled detections: y_true null
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A one-fold rhythm CRNN run (ds1ds2, AAMI) trained by the CLI in a subprocess."""
+    """A one-fold rhythm CRNN run (ds1ds2, AAMI; RR and two template features) trained by the CLI in a
+    subprocess."""
     d = tmp_path_factory.mktemp("predict")
     write_shards(d / "images", RECORDS, size=16, n_shards=2, row_group_rows=32, rr=True)
     crnn = {"input_size": 16, "batch_size": 16, "epochs": 2, "learning_rate": 0.003, "patience": 1,
             "max_train_images": 0}
     write_params(d / "params.yaml", train_params(
         runs={"r": {"model": "crnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami", "rhythm": True}},
-        crnn=crnn, class_weight="none", decision_prior=0.0))
+        crnn=crnn, class_weight="none", decision_prior=0.0, template_features=list(TEMPLATE_USED)))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-m", "training.train", "--run", "r", "--params", "params.yaml",
                            "--images", "images", "--out", "models/r", "--cache", "cache"],
@@ -61,6 +63,10 @@ def test_rhythm_run_trains_with_two_inputs_and_prior_correction(trained):
     assert run["rhythm"] is True and run["model"] == "crnn" and run["classes"] == ["N", "S", "V", "F"]
     model = keras.models.load_model(trained / "models/r/fold-00/model.keras")
     assert [i.name for i in model.inputs] == ["image", "rhythm"] and model.output_shape == (None, 4)
+    assert run["params"]["template_features"] == list(TEMPLATE_USED)
+    baselines = pd.read_parquet(trained / "models/r/fold-00/baselines.parquet")
+    assert list(dict.fromkeys(baselines["model"])) == ["majority", "rhythm", "features"]
+    assert model.inputs[1].shape == (None, len(run["params"]["rhythm_features"]) + len(TEMPLATE_USED))
     prior = json.loads((trained / "models/r/fold-00/prior.json").read_text())
     # class_weight none, decision_prior 0: bias = -log(training prior), so N (the frequent class) is raised least
     assert prior["tau"] == 0.0 and prior["bias"][0] < min(prior["bias"][1:])
@@ -137,7 +143,8 @@ def beats_table(records=RECORDS, *, method: str = "annotations", seed: int = 0):
         results.append(SimpleNamespace(
             record=rec, lead="MLII", fs=FS, r_sample=r, symbol=np.array(symbols, dtype=object), start=r - HALF,
             end=r + HALF, values=values, offsets=np.arange(len(symbols) + 1, dtype=np.int64) * t.size,
-            rr=rr_intervals(r, np.zeros(len(r), np.int8), FS)))
+            rr=rr_intervals(r, np.zeros(len(r), np.int8), FS),
+            template={c: np.where(np.array(symbols, dtype=object) == "V", 0.2, 0.95) for c in TEMPLATE_COLUMNS}))
     meta = {"schema_version": 1, "method": method, "params": {}, "database": "mitdb", "version": None,
             "counts": {"beats": sum(len(x.r_sample) for x in results)}}
     return assemble(results, meta)
@@ -221,7 +228,10 @@ def test_beats_bad_inputs_name_the_file(rendered, tmp_path, capsys):
     no_rr = tmp_path / "no_rr.parquet"
     table = pq.read_table(beats)
     pq.write_table(table.drop_columns(list(RR_COLUMNS)).replace_schema_metadata(table.schema.metadata), no_rr)
-    assert f"{no_rr}: no RR column(s) {list(RR_COLUMNS)}: the run has a rhythm input" in fails(no_rr)
+    assert f"{no_rr}: no column(s) {list(RR_COLUMNS)}: the run has a rhythm input" in fails(no_rr)
+    no_tpl = tmp_path / "no_tpl.parquet"
+    pq.write_table(table.drop_columns(list(TEMPLATE_USED)).replace_schema_metadata(table.schema.metadata), no_tpl)
+    assert f"{no_tpl}: no column(s) {list(TEMPLATE_USED)}: the run has a rhythm input" in fails(no_tpl)
 
     big = tmp_path / "params.yaml"
     big.write_text(yaml.safe_dump({"render": {**RENDER, "size": 24}}))

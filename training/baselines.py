@@ -1,4 +1,5 @@
-"""Two baselines scored on the same test beats as every model: majority class and rhythm only.
+"""Baselines scored on the same test beats as every model: majority class, rhythm only, and (with template
+features) RR + template features.
 
 A model is worth citing only if it beats what needs no image at all:
 
@@ -12,10 +13,15 @@ A model is worth citing only if it beats what needs no image at all:
     with class-balanced sample weights (capped, as ``train.class_weight_max_ratio`` caps the
     model's), a fixed seed and no early stopping, so the same inputs give the same predictions.
     One OpenMP thread (:data:`RHYTHM_THREADS`); a few seconds on 50,000 beats.
+``features``
+    The same classifier on the rhythm features and the template columns (record-relative morphology,
+    :data:`pipelines.TEMPLATE_COLUMNS`, ``train.template_features``): everything the rhythm branch of a
+    model sees, and no image. Written only when ``train.template_features`` names columns. A model row
+    below it gains nothing from its image.
 
-Both are fitted on the training side of each fold only (never the test side) and predict its test
+All are fitted on the training side of each fold only (never the test side) and predict its test
 beats. :func:`baseline_predictions` writes them in the layout of ``fold-XX/predictions.parquet``
-plus a ``model`` column (``"majority"`` or ``"rhythm"``); the ``train`` stage saves it as
+plus a ``model`` column (``"majority"``, ``"rhythm"``, ``"features"``); the ``train`` stage saves it as
 ``fold-XX/baselines.parquet`` and the ``evaluate`` stage scores it beside the model
 (``docs/evaluation.md``).
 
@@ -36,10 +42,11 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from pipelines import rhythm_columns
+from pipelines import rhythm_columns, template_matrix
 
-#: Baseline names, in report order (the ``model`` column of ``baselines.parquet``).
-BASELINES: tuple[str, ...] = ("majority", "rhythm")
+#: Baseline names, in report order (the ``model`` column of ``baselines.parquet``); ``features`` only with
+#: template features.
+BASELINES: tuple[str, ...] = ("majority", "rhythm", "features")
 
 #: Settings of the rhythm-only classifier (small: the features are six numbers per beat).
 RHYTHM_SETTINGS: dict[str, Any] = {"max_iter": 60, "max_leaf_nodes": 15, "learning_rate": 0.1,
@@ -160,6 +167,18 @@ def rhythm_matrix(beats: pd.DataFrame, features: Sequence[str] | None = None) ->
     return select_features(rhythm_columns(beats), features)
 
 
+def features_matrix(beats: pd.DataFrame, features: Sequence[str] | None, template: Sequence[str]) -> np.ndarray:
+    """:func:`rhythm_matrix` and then the template columns ``template`` (NaN -> 0): the ``features`` baseline's
+    input, the same numbers a rhythm run's second input holds.
+
+    Raises
+    ------
+    KeyError
+        Naming the missing RR or template columns.
+    """
+    return np.concatenate([rhythm_matrix(beats, features), template_matrix(beats, tuple(template))], axis=1)
+
+
 def prediction_table(model: str, beats: pd.DataFrame, y_true: np.ndarray, proba: np.ndarray,
                      classes: Sequence[str], fold: int) -> pd.DataFrame:
     """One baseline's rows in the layout of ``predictions.parquet``, plus ``model``.
@@ -183,7 +202,8 @@ def prediction_table(model: str, beats: pd.DataFrame, y_true: np.ndarray, proba:
 
 def baseline_predictions(train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame, y_test: np.ndarray, *,
                          classes: Sequence[str], fold: int, seed: int,
-                         max_weight_ratio: float = 20.0, features: Sequence[str] | None = None) -> pd.DataFrame:
+                         max_weight_ratio: float = 20.0, features: Sequence[str] | None = None,
+                         template: Sequence[str] = ()) -> pd.DataFrame:
     """Fit both baselines on the training beats of a fold and predict its test beats.
 
     Parameters
@@ -200,19 +220,26 @@ def baseline_predictions(train: pd.DataFrame, y_train: np.ndarray, test: pd.Data
     features : sequence of str, optional
         The rhythm features the rhythm-only baseline uses (all of :data:`pipelines.RHYTHM_FEATURES`
         when None).
+    template : sequence of str
+        Template columns (:data:`pipelines.TEMPLATE_COLUMNS`, held by ``train`` and ``test``): with any,
+        the ``features`` baseline (``features`` and these) is fitted too.
 
     Returns
     -------
     pandas.DataFrame
         ``beat_id, record, fold, y_true, y_pred, p_<class>..., model``: the test beats in the
-        order given, once per baseline of :data:`BASELINES`.
+        order given, once per baseline of :data:`BASELINES` (``features`` only with ``template``).
     """
     k = len(classes)
     y_test = np.asarray(y_test, dtype=np.int64)
     if len(test) != y_test.size or len(train) != len(y_train):
         raise ValueError("train/test tables and their labels differ in length")
     x_test = rhythm_matrix(test, features)
-    fitted = {"majority": fit_majority(y_train, k),
-              "rhythm": fit_rhythm(rhythm_matrix(train, features), y_train, k, seed, max_weight_ratio=max_weight_ratio)}
-    return pd.concat([prediction_table(name, test, y_test, fitted[name].predict_proba(x_test), classes, fold)
-                      for name in BASELINES], ignore_index=True)
+    fitted = {"majority": (fit_majority(y_train, k), x_test),
+              "rhythm": (fit_rhythm(rhythm_matrix(train, features), y_train, k, seed,
+                                    max_weight_ratio=max_weight_ratio), x_test)}
+    if template:
+        fitted["features"] = (fit_rhythm(features_matrix(train, features, template), y_train, k, seed,
+                                         max_weight_ratio=max_weight_ratio), features_matrix(test, features, template))
+    return pd.concat([prediction_table(name, test, y_test, model.predict_proba(x), classes, fold)
+                      for name, (model, x) in fitted.items()], ignore_index=True)

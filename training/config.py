@@ -57,10 +57,17 @@ class RunConfig:
     decision_prior: float | str = "auto"
     selection_min_beats: int = 50
     rhythm_features: tuple[str, ...] = ()
+    template_features: tuple[str, ...] = ()
     timed_classes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def branch_features(self) -> tuple[str, ...]:
+        """The second input of a rhythm run: ``rhythm_features`` then ``template_features`` (the rhythm-only
+        baseline gets ``rhythm_features`` alone)."""
+        return self.rhythm_features + self.template_features
 
     @property
     def params_hash(self) -> str:
@@ -139,5 +146,6 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         decision_prior=train.decision_prior if train.decision_prior == "auto" else float(train.decision_prior),
         selection_min_beats=train.selection_min_beats,
         rhythm_features=tuple(train.rhythm_features),   # the rhythm branch's, and the rhythm-only baseline's
+        template_features=tuple(train.template_features),   # the rhythm branch's only
         timed_classes=_timed(spec, run),
     )

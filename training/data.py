@@ -25,7 +25,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -180,87 +180,139 @@ def cap_per_class(y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarr
 DECODERS: tuple[str, ...] = ("cv2", "tf")
 
 
-def rr_columns(images: ImageSet) -> dict[str, np.ndarray]:
-    """The RR columns (:data:`pipelines.RR_COLUMNS`, float64, NaN where missing) of every image row.
+def model_feature_names() -> tuple[str, ...]:
+    """Every name the second input of a rhythm run can take: :data:`pipelines.RHYTHM_FEATURES` (RR ratios),
+    then :data:`pipelines.TEMPLATE_COLUMNS` (morphology against the record's median beat).
+
+    >>> model_feature_names()[0], model_feature_names()[-1]
+    ('log_pre_local', 'tpl_twave')
+    """
+    from pipelines import RHYTHM_FEATURES, TEMPLATE_COLUMNS
+
+    return tuple(RHYTHM_FEATURES) + tuple(TEMPLATE_COLUMNS)
+
+
+def branch_names(params: Mapping[str, Any]) -> list[str]:
+    """The second input's feature names of a run, from its ``run.json`` ``params``: ``rhythm_features``
+    (all of :data:`pipelines.RHYTHM_FEATURES` when absent), then ``template_features`` (none when absent).
+
+    >>> branch_names({"rhythm_features": ["log_pre_local"], "template_features": ["tpl_corr"]})
+    ['log_pre_local', 'tpl_corr']
+    """
+    from pipelines import RHYTHM_FEATURES
+
+    return list(params.get("rhythm_features") or RHYTHM_FEATURES) + list(params.get("template_features") or ())
+
+
+def _template_names(names: Sequence[str] | None) -> tuple[str, ...]:
+    """The template columns among ``names``, in their order."""
+    from pipelines import TEMPLATE_COLUMNS
+
+    return tuple(n for n in (names or ()) if n in TEMPLATE_COLUMNS)
+
+
+def _needed_columns(names: Sequence[str] | None) -> tuple[str, ...]:
+    """Table columns the features ``names`` are made from: the RR columns, and the template columns named."""
+    from pipelines import RR_COLUMNS
+
+    return tuple(RR_COLUMNS) + _template_names(names)
+
+
+def rr_columns(images: ImageSet, columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-beat feature columns (float64, NaN where missing) of every image row: ``columns`` of
+    :data:`pipelines.FEATURE_COLUMNS` (the RR columns, :data:`pipelines.RR_COLUMNS`, when None).
 
     From ``images.rows`` when it holds them, else read column-wise from the shards, in shard order.
 
     Raises
     ------
     DataError
-        Naming the first shard without the RR columns (an image set that predates them).
+        Naming the first shard without the columns (an image set that predates them).
     """
     from pipelines import RR_COLUMNS
 
-    if all(c in images.rows.columns for c in RR_COLUMNS):
-        return {c: images.rows[c].to_numpy(np.float64, na_value=np.nan) for c in RR_COLUMNS}
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in RR_COLUMNS}
+    columns = tuple(columns or RR_COLUMNS)
+    if all(c in images.rows.columns for c in columns):
+        return {c: images.rows[c].to_numpy(np.float64, na_value=np.nan) for c in columns}
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     for path in images.shards:
         pf = pq.ParquetFile(path)
-        missing = [c for c in RR_COLUMNS if c not in pf.schema_arrow.names]
+        missing = [c for c in columns if c not in pf.schema_arrow.names]
         if missing:
-            raise DataError(str(path), f"no RR column(s) {missing}: a rhythm model needs an image set "
-                                       "rendered with the rhythm columns (rerun segment and render)")
-        table = pf.read(columns=list(RR_COLUMNS))
-        for c in RR_COLUMNS:
+            raise DataError(str(path), f"no column(s) {missing}: a rhythm model needs an image set rendered with "
+                                       "the RR and template columns (rerun segment and render)")
+        table = pf.read(columns=list(columns))
+        for c in columns:
             parts[c].append(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64))
     return {c: np.concatenate(v) for c, v in parts.items()}
 
 
 def rhythm_inputs(images: ImageSet, rows: np.ndarray | None = None, names: Sequence[str] | None = None
                   ) -> np.ndarray:
-    """Rhythm features (:func:`pipelines.rhythm_features`) of image rows ``rows`` (all when None), float32.
+    """The second input of a rhythm model for image rows ``rows`` (all when None), float32.
 
-    ``names`` picks columns of :data:`pipelines.RHYTHM_FEATURES` (all when None), in that order.
-    Missing intervals (record edges) are handled by ``rhythm_features``; any NaN left becomes 0.
-    Raises :class:`DataError` as :func:`rr_columns` does.
+    ``names`` picks columns of :func:`model_feature_names` (all of :data:`pipelines.RHYTHM_FEATURES`
+    when None), in that order: RR ratios (:func:`pipelines.rhythm_features`; missing intervals at record
+    edges handled there) and template columns. Any NaN left becomes 0. Raises :class:`DataError` as
+    :func:`rr_columns` does.
     """
-    table = rr_columns(images)
+    table = rr_columns(images, _needed_columns(names))
     pick = slice(None) if rows is None else np.asarray(rows, np.int64)
     return _model_features({c: v[pick] for c, v in table.items()}, names)
 
 
 def rhythm_from_beats(beats: Any, rows: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
-    """Rhythm features of beats-table rows ``rows``, float32, exactly as :func:`rhythm_inputs` makes them from
-    the image shards (the render stage copies the RR columns there from the beats table).
+    """The second input of beats-table rows ``rows``, float32, exactly as :func:`rhythm_inputs` makes it from
+    the image shards (the render stage copies the RR and template columns there from the beats table).
 
     Parameters
     ----------
     beats : pipelines.formats.beats.Beats
-        A beats table as :func:`pipelines.read_beats` reads it (its ``meta`` holds the RR columns).
+        A beats table as :func:`pipelines.read_beats` reads it (its ``meta`` holds the feature columns).
     rows : ndarray of int
         Rows of ``beats.meta``, in the order wanted.
     names : sequence of str, optional
-        Columns of :data:`pipelines.RHYTHM_FEATURES` (all when None), as for :func:`rhythm_inputs`.
+        Columns of :func:`model_feature_names`, as for :func:`rhythm_inputs`.
     """
-    from pipelines import RR_COLUMNS
-
     pick = np.asarray(rows, np.int64)
-    return _model_features({c: beats.meta.column(c).to_numpy(zero_copy_only=False)[pick] for c in RR_COLUMNS}, names)
+    return _model_features({c: beats.meta.column(c).to_numpy(zero_copy_only=False)[pick]
+                            for c in _needed_columns(names)}, names)
 
 
-def _model_features(rr: dict[str, np.ndarray], names: Sequence[str] | None) -> np.ndarray:
-    """The model's rhythm input from RR columns: :func:`pipelines.rhythm_columns`, the columns ``names``, NaN -> 0."""
-    from pipelines import rhythm_columns
+def _model_features(table: dict[str, np.ndarray], names: Sequence[str] | None) -> np.ndarray:
+    """The model's second input: :func:`pipelines.rhythm_columns` and the template columns named, then the
+    columns ``names`` in that order, NaN -> 0."""
+    from pipelines import RHYTHM_FEATURES, rhythm_columns, template_matrix
 
-    features = select_features(rhythm_columns(rr), names)
+    template = _template_names(names)
+    features = rhythm_columns(table)
+    if template:
+        features = select_features(np.concatenate([features, template_matrix(table, template)], axis=1), names,
+                                   tuple(RHYTHM_FEATURES) + template)
+    else:
+        features = select_features(features, names, model_feature_names() if names else None)
     return np.nan_to_num(np.asarray(features, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def select_features(features: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
-    """Columns ``names`` of a :func:`pipelines.rhythm_features` matrix (all when None or empty).
+def select_features(features: np.ndarray, names: Sequence[str] | None,
+                    available: Sequence[str] | None = None) -> np.ndarray:
+    """Columns ``names`` of a feature matrix whose columns are ``available`` (all when ``names`` is None or
+    empty); ``available`` defaults to :data:`pipelines.RHYTHM_FEATURES` (a :func:`pipelines.rhythm_features`
+    matrix).
 
     >>> select_features(np.arange(6.0)[None], ["rr_missing", "log_pre_local"]).tolist()
     [[5.0, 0.0]]
     """
     from pipelines import RHYTHM_FEATURES
 
+    available = tuple(available or RHYTHM_FEATURES)
     if not names:
         return features
-    unknown = [n for n in names if n not in RHYTHM_FEATURES]
+    unknown = [n for n in names if n not in available]
     if unknown:
-        raise ConfigError(f"train.rhythm_features: unknown {unknown}; expected names of {list(RHYTHM_FEATURES)}")
-    return features[:, [RHYTHM_FEATURES.index(n) for n in names]]
+        raise ConfigError(f"train.rhythm_features / train.template_features: unknown {unknown}; expected names "
+                          f"of {list(available)}")
+    return features[:, [available.index(n) for n in names]]
 
 
 class _Reader:

@@ -13,8 +13,8 @@ a time (no shards written); beats the render stage does not draw (fewer than 2 s
 sample: :func:`pipelines.beat_exclusions`) are left out and counted on stderr. Either way each beat is
 scored by each fold model of the run (its ``fold-XX/model.keras``), each fold's probabilities corrected
 by its stored prior correction (``fold-XX/prior.json``, :mod:`training.selection`), and the folds
-averaged (an ensemble; a ``ds1ds2`` run has the one DS1 model). A rhythm run gets the RR columns of the
-image set or of the beats table. The output has the columns of ``fold-XX/predictions.parquet``:
+averaged (an ensemble; a ``ds1ds2`` run has the one DS1 model). A rhythm run gets the RR (and, with ``template_features``, the
+template) columns of the image set or of the beats table. The output has the columns of ``fold-XX/predictions.parquet``:
 ``beat_id``, ``record``, ``fold`` (the fold for a one-fold run, -1 for an ensemble), ``y_true`` (the
 class under the run's labels, null where the beat has none: unlabelled, paced records under AAMI),
 ``y_pred`` and ``p_<class>`` for the run's trained classes; rows in image-set order (``--images``) or
@@ -22,11 +22,11 @@ beats-table order (``--beats``). It is written atomically: an error leaves no pa
 
 Checked before any prediction (exit status 2, naming the file): the run directory (``run.json``,
 every fold's model and prior correction; a model file that cannot be loaded, e.g. truncated), and
-the image set (its shards and checksums, the run's method and image size, the RR columns for a
-rhythm model), or, with ``--beats``, the params file (its ``render`` section; ``render.size`` the run's
+the image set (its shards and checksums, the run's method and image size, the RR and template columns
+for a rhythm model), or, with ``--beats``, the params file (its ``render`` section; ``render.size`` the run's
 image size) and the beats table (:func:`pipelines.verify_beats`: present, the beats-table schema and
-``ecg_beats`` metadata, end to end; the run's method, as the metadata records it; the RR columns for
-a rhythm model).
+``ecg_beats`` metadata, end to end; the run's method, as the metadata records it; the RR and template
+columns for a rhythm model).
 """
 from __future__ import annotations
 
@@ -42,10 +42,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import (RR_COLUMNS, BeatGeometry, ConfigError, DataError, Progress, RenderConfig, atomic_path,
-                       beat_exclusions, beat_geometry, draw_beats, load_params, read_beats, verify_beats)
+from pipelines import (FEATURE_COLUMNS, RR_COLUMNS, TEMPLATE_COLUMNS, BeatGeometry, ConfigError, DataError, Progress,
+                       RenderConfig, atomic_path, beat_exclusions, beat_geometry, draw_beats, load_params, read_beats,
+                       verify_beats)
 
-from .data import Selection, make_dataset, rhythm_from_beats, rhythm_inputs
+from .data import Selection, branch_names, make_dataset, rhythm_from_beats, rhythm_inputs
 from .meta import ImageSet, label_rows, open_images
 from .selection import PRIOR_FILE, adjust, read_prior
 
@@ -126,7 +127,7 @@ def predict(run_dir: str | os.PathLike, images_dir: str | os.PathLike) -> pa.Tab
     images = open_images(images_dir)
     check_images(images, run, str(images_dir))
     rows = np.flatnonzero(images.rows["crop"].to_numpy() == 0)
-    extra = ({"features": rhythm_inputs(images, rows, run["params"].get("rhythm_features") or None)}
+    extra = ({"features": rhythm_inputs(images, rows, branch_names(run["params"]))}
              if run.get("rhythm") else {})
     sel = Selection(rows.astype(np.int64), np.zeros(rows.size, np.int8), np.zeros(rows.size, np.int32))
     probs = np.zeros((rows.size, len(run["classes"])), np.float64)
@@ -171,7 +172,7 @@ def check_beats(path: str | os.PathLike, run: dict[str, Any]) -> dict[str, Any]:
     Raises
     ------
     DataError
-        Naming the file: the RR columns missing for a rhythm run (``run.json`` ``rhythm``), anything
+        Naming the file: the RR or template columns missing for a rhythm run (``run.json`` ``rhythm``), anything
         :func:`pipelines.verify_beats` finds (missing, not a beats table, a corrupt page), beats of another
         segmentation method than the run's (the metadata's ``method``).
     """
@@ -180,11 +181,12 @@ def check_beats(path: str | os.PathLike, run: dict[str, Any]) -> dict[str, Any]:
         try:
             names = pq.read_schema(path).names
         except (OSError, ValueError):  # not Parquet: verify_beats names the fault
-            names = list(RR_COLUMNS)
-        missing = [c for c in RR_COLUMNS if c not in names]
+            names = list(FEATURE_COLUMNS)
+        wanted = RR_COLUMNS + tuple(n for n in branch_names(run["params"]) if n in TEMPLATE_COLUMNS)
+        missing = [c for c in wanted if c not in names]
         if missing:
-            raise DataError(str(path), f"no RR column(s) {missing}: the run has a rhythm input (run.json rhythm); "
-                                       "rerun the segment stage")
+            raise DataError(str(path), f"no column(s) {missing}: the run has a rhythm input (run.json rhythm, "
+                                       "params.template_features); rerun the segment stage")
     meta = verify_beats(path)
     method = meta.get("method")
     if method is not None and method != run["method"]:
@@ -193,19 +195,21 @@ def check_beats(path: str | os.PathLike, run: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def drawn_geometry(beats: Any, rows: np.ndarray, cfg: RenderConfig, where: str) -> BeatGeometry | None:
+def drawn_geometry(beats: Any, rows: np.ndarray, cfg: RenderConfig, where: str,
+                   drawable: np.ndarray | None = None) -> BeatGeometry | None:
     """The render stage's geometry (:func:`pipelines.beat_geometry`) of beats-table rows ``rows``; None
     for the recipe's scales.
 
     With ``render.scale.amplitude: record`` the record amplitude comes, as in the render stage, from every
     beat of the record it draws (all the beats table's beats but those it excludes), original samples;
-    :class:`DataError` naming ``where`` when a row is one the stage does not draw.
+    :class:`DataError` naming ``where`` when a row is one the stage does not draw. ``drawable``: the rows
+    the stage draws (:func:`pipelines.beat_exclusions` == 0), when the caller has them already.
     """
     if cfg.scale.is_recipe:
         return None
     if cfg.scale.amplitude != "record":
         return beat_geometry(beats, rows, cfg)
-    keep = np.flatnonzero(beat_exclusions(beats) == 0)
+    keep = np.flatnonzero(beat_exclusions(beats) == 0) if drawable is None else np.asarray(drawable, np.int64)
     pos = np.minimum(np.searchsorted(keep, rows), max(len(keep) - 1, 0))
     if len(keep) == 0 or not np.array_equal(keep[pos], rows):
         raise DataError(where, "a beat has a window the render stage does not draw (NaN or too short)")
@@ -284,8 +288,8 @@ def predict_beats(run_dir: str | os.PathLike, beats_path: str | os.PathLike,
     if keep.size == 0:
         raise DataError(str(beats_path), f"none of its {drawn.size:,} beats can be drawn (fewer than 2 samples, "
                                          "a non-finite sample)")
-    geometry = drawn_geometry(beats, keep, cfg, str(beats_path))
-    features = (rhythm_from_beats(beats, keep, run["params"].get("rhythm_features") or None)
+    geometry = drawn_geometry(beats, keep, cfg, str(beats_path), drawable=keep)
+    features = (rhythm_from_beats(beats, keep, branch_names(run["params"]))
                 if run.get("rhythm") else None)
     values, offsets = beats.values, beats.offsets
     if not drawn.all():  # the drawn beats' samples only

@@ -3,22 +3,24 @@
 Accuracy and the validation loss are dominated by the majority class (about 89 % of MIT-BIH beats are
 AAMI N), so a model that calls every beat N looks good on both. Each epoch, :class:`MacroF1Selection`
 scores the validation records with the **macro F1 over the trained classes** (each class counts the
-same; a class with fewer than ``train.selection_min_beats`` validation beats is left out), keeps the
-weights of the best epoch and stops after ``patience`` epochs without improvement.
+same; a class with fewer than ``train.selection_min_beats`` validation beats is left out; beats weighted
+to the training side's class frequencies, :func:`prevalence_weights`), keeps the weights of the best
+epoch and stops after ``patience`` epochs without improvement.
 
 The decision rule is corrected for the class prior by **logit adjustment** (Menon et al. 2021,
 "Long-tail learning via logit adjustment"): the model's probabilities are fitted to the *effective*
-training prior ``pi_eff`` (training-side class counts times their class weights: uniform under
-``class_weight: balanced``); the decision is ``argmax_c log p(c | x) - log pi_eff(c) + tau * log pi(c)``,
-with ``pi`` the training-side class frequencies *before* ``max_train_images`` subsamples the training
-images (the population the test side resembles, counted over original beats, not crops). ``tau = 0`` decides as if the classes were equally
+training prior ``pi_eff`` (the training images' class counts, after ``max_train_images`` and crops
+included, times their class weights: uniform under ``class_weight: balanced``); the decision is
+``argmax_c log p(c | x) - log pi_eff(c) + tau * log pi(c)``, with ``pi`` the training-side class
+frequencies *before* ``max_train_images`` subsamples the training images (the population the test side
+resembles, counted over original beats, not crops). ``tau = 0`` decides as if the classes were equally
 likely (high sensitivity of the rare classes, low +P where N is 89 % of beats); ``tau = 1`` is the Bayes
 decision under the training frequencies (fewer false alarms). ``train.decision_prior`` sets ``tau``, or
 ``auto`` chooses it from :data:`TAUS` by the macro F1 of the validation records (the training side),
 never the test side, each validation beat weighted so that the classes have the training-side frequencies
 ``pi`` (validation records are chosen for their rare beats: unweighted, their S and V +P would be those of
-a population several times richer in S and V than any test set). The correction is stored beside each fold's model (``prior.json``) so that
-:mod:`training.predict` applies the same rule.
+a population several times richer in S and V than any test set). The correction is stored beside each
+fold's model (``prior.json``) so that :mod:`training.predict` applies the same rule.
 
 Examples
 --------

@@ -38,7 +38,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, peak_rss_mb, run_stage, write_json
+from pipelines import (ConfigError, DataError, Progress, atomic_dir, load_params, params_hash, peak_rss_mb, run_stage,
+                       write_json)
 
 from .config import RunConfig, run_config
 from .data import (Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset,
@@ -95,7 +96,7 @@ class Prepared:
         self.remap = np.full(len(self.classes), -1, np.int32)
         self.remap[list(self.trained)] = np.arange(len(self.trained), dtype=np.int32)
         self.baseline_features = cfg.rhythm_features
-        self.rhythm = rhythm_inputs(images, names=cfg.rhythm_features) if cfg.rhythm else None  # fails early without RR
+        self.rhythm = rhythm_inputs(images, names=cfg.branch_features) if cfg.rhythm else None  # fails early without RR
         beat_ids = rows["beat_id"].to_numpy(dtype=object)
         records = rows["record"].to_numpy(dtype=object)
         self.beat_ids, self.records = beat_ids[self.beat_rows], records[self.beat_rows]
@@ -112,10 +113,9 @@ class Prepared:
         #: per fold, the training side's beats per trained class before the cap (originals, not crops):
         #: the class prior of the decision rule (training.selection.prior_bias)
         self.prior_counts: list[np.ndarray] = []
-        crop_col = images.rows["crop"].to_numpy()
         for fold in self.plan.folds:
             sels = fold_selections(images, self.y_rows, self.beat_rows, beat_pos, fold, crops=cfg.crops)
-            original = (crop_col[sels["train"].rows] == 0) & (sels["train"].crop == 0)
+            original = (crop[sels["train"].rows] == 0) & (sels["train"].crop == 0)
             trained_y = self.remap[sels["train"].y[original]]
             self.prior_counts.append(np.bincount(trained_y[trained_y >= 0], minlength=n_classes)[:n_classes])
             for side in ("train", "val"):
@@ -170,27 +170,35 @@ def _predictions_table(prep: Prepared, fold: int, sel: Selection, probs: np.ndar
 
 
 def _baselines_table(prep: Prepared, index: int, sels: dict[str, Selection]) -> pd.DataFrame | None:
-    """Majority and rhythm-only baselines on the fold's test beats (None without RR columns)."""
+    """Majority, rhythm-only and (with ``train.template_features``) RR + template baselines on the fold's test
+    beats (None without RR columns)."""
     from pipelines import RR_COLUMNS
 
     from .baselines import baseline_predictions
 
+    template = prep.cfg.template_features
     try:
-        rr = rr_columns(prep.images)
+        columns = rr_columns(prep.images, RR_COLUMNS + template)
     except DataError:
-        return None
+        if not template:
+            return None
+        template = ()
+        try:
+            columns = rr_columns(prep.images)
+        except DataError:
+            return None
     meta = prep.images.rows
     train_rows = np.concatenate([sels["train"].rows[sels["train"].crop == 0], sels["val"].rows])
     train_rows = train_rows[meta["crop"].to_numpy()[train_rows] == 0]       # one row per beat
     test = sels["test"].rows
-    frame = meta[["beat_id", "record"]].assign(**{c: rr[c] for c in RR_COLUMNS})
+    frame = meta[["beat_id", "record"]].assign(**columns)
     y_train = prep.remap[prep.y_rows[train_rows]]
     y_test = np.maximum(prep.remap[sels["test"].y], 0)            # placeholder for untrained classes
     table = baseline_predictions(frame.iloc[train_rows].reset_index(drop=True), y_train,
                                  frame.iloc[test].reset_index(drop=True), y_test,
                                  classes=prep.cfg.train_classes, fold=index, seed=prep.cfg.seed,
                                  max_weight_ratio=prep.cfg.class_weight_max_ratio,
-                                 features=prep.baseline_features)
+                                 features=prep.baseline_features, template=template)
     names = np.array(prep.classes, dtype=object)[sels["test"].y]
     table["y_true"] = np.tile(names, len(table) // max(len(names), 1))
     return table

@@ -45,12 +45,13 @@ class LoadedRun:
                               self.rhythm_inputs(features) if self.run.get("rhythm") else None)
 
     def rhythm_inputs(self, features: np.ndarray) -> np.ndarray:
-        """The columns of a full :func:`pipelines.rhythm_features` matrix that the run was trained on
-        (``params.rhythm_features`` of ``run.json``, in that order; all when absent)."""
-        from pipelines import RHYTHM_FEATURES
+        """The columns the run was trained on (:func:`training.data.branch_names` of its ``run.json``) of a
+        full feature matrix, whose columns are :func:`training.data.model_feature_names` (RR ratios, then
+        template features)."""
+        from training.data import branch_names, select_features, model_feature_names
 
-        names = self.run["params"].get("rhythm_features") or RHYTHM_FEATURES
-        return np.asarray(features, np.float32)[:, [RHYTHM_FEATURES.index(n) for n in names]]
+        return select_features(np.asarray(features, np.float32), branch_names(self.run["params"]),
+                               model_feature_names())
 
 
 def benchmark_metrics(reports_dir: Path, run_name: str) -> dict[str, Any] | None:
@@ -95,7 +96,7 @@ class GraphModel:
 def load_run(directory: Path, reports_dir: Path) -> LoadedRun:
     """Load ``models/<run>`` (every fold, its prior correction) and warm it up; :class:`pipelines.DataError`
     naming a bad file."""
-    from pipelines import RHYTHM_FEATURES
+    from training.data import model_feature_names
     from training.predict import load_folds, read_run
 
     run = read_run(directory)
@@ -103,7 +104,7 @@ def load_run(directory: Path, reports_dir: Path) -> LoadedRun:
     loaded = LoadedRun(directory.name, directory, run, folds, model_card(directory.name, run, reports_dir))
     size = int(run.get("image_size") or run["params"]["input_size"])
     for n in (1, 3):                                    # trace now, not on the first request
-        loaded.predict(np.full((n, size, size), 255, np.uint8), np.zeros((n, len(RHYTHM_FEATURES)), np.float32))
+        loaded.predict(np.full((n, size, size), 255, np.uint8), np.zeros((n, len(model_feature_names())), np.float32))
     return loaded
 
 

@@ -5,7 +5,8 @@ verifies the WFDB files, :func:`~pipelines.detect_r_peaks` and :func:`~pipelines
 the beats as the segment stage's ``christov`` method does, :func:`~pipelines.compute_windows` and
 :func:`~pipelines.extract_windows` cut the ``segment.window`` windows, :func:`~pipelines.render_beats`
 draws them with the ``render`` section's raster settings, :func:`~pipelines.rr_intervals` and
-:func:`~pipelines.rhythm_features` give the rhythm input, and the served run scores them.
+:func:`~pipelines.rhythm_features` and :func:`~pipelines.template_features` give the rhythm input, and the
+served run scores them.
 
 Uploaded files are written under fixed names (``upload.hea``, ``upload.dat``, ``upload.atr``) in a
 per-request temporary directory: the header's record and signal-file names are rewritten to those,
@@ -162,7 +163,8 @@ def parse_csv_signal(data: bytes, fs: float, cfg: PipelineConfig):
 
 @dataclass
 class RecordBeats:
-    """Beats found in a record: R-peak samples, their images and rhythm features (kept beats only)."""
+    """Beats found in a record: R-peak samples, their images and features (kept beats only; columns
+    :func:`training.data.model_feature_names`: RR ratios, then template features)."""
 
     r_sample: np.ndarray
     images: np.ndarray
@@ -172,8 +174,9 @@ class RecordBeats:
 
 def find_beats(record, cfg: PipelineConfig) -> RecordBeats:
     """Christov detection, refinement, windows, rendering and rhythm features of one record."""
-    from pipelines import (RR_COLUMNS, ChristovParams, WindowSpec, compute_windows, detect_r_peaks,
-                           extract_windows, refine_peaks, render_beats, rhythm_features, rr_intervals)
+    from pipelines import (RR_COLUMNS, TEMPLATE_COLUMNS, ChristovParams, TemplateSpec, WindowSpec, compute_windows,
+                           detect_r_peaks, extract_windows, refine_peaks, render_beats, rhythm_features, rr_intervals,
+                           template_features)
 
     signal, fs = record.signal, float(record.fs)
     refine_ms = float((cfg.segment.get("christov") or {}).get("refine_ms", 50.0))
@@ -187,8 +190,10 @@ def find_beats(record, cfg: PipelineConfig) -> RecordBeats:
     images = render_beats(values, offsets, size=size, margin=float(r.get("margin", 0.05)),
                           line_width=float(r.get("line_width", 1.5))) if keep.any() else np.zeros((0, size, size), np.uint8)
     rr = rr_intervals(peaks, np.zeros(peaks.size, np.int64), fs)
-    features = rhythm_features(*(rr[c] for c in RR_COLUMNS))
-    features = np.nan_to_num(np.asarray(features, np.float32)[keep])
+    tpl = template_features(signal, peaks, fs, TemplateSpec.from_params(cfg.segment.get("template")))
+    features = np.concatenate([rhythm_features(*(rr[c] for c in RR_COLUMNS)),
+                               np.stack([tpl[c] for c in TEMPLATE_COLUMNS], axis=1).astype(np.float32)], axis=1)
+    features = np.nan_to_num(np.asarray(features, np.float32)[keep], nan=0.0, posinf=0.0, neginf=0.0)
     return RecordBeats(peaks[keep], images, features, int(peaks.size))
 
 
