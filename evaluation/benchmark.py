@@ -350,8 +350,10 @@ DIGITIZER_NOTE = (
     "(`ok`) of those printed; mean SNR per strip and lead (PhysioNet Challenge 2024's `compute_snr`; a failed "
     "strip scores 0 dB, a perfect lead 100 dB), raw and after the bounded time/offset alignment; samples "
     "recovered; the project's R-peak detector on the first lead of the digitised strips against the reference "
-    "beats (Se, +P), and the same detector on the printed (ground-truth) signal. Synthetic strips of two "
-    "leads: not comparable with the Challenge's scanned 12-lead printouts."
+    "beats (Se, +P), and the same detector on the printed (ground-truth) signal; +P leaves out unmatched "
+    "detections within the matching tolerance of a strip edge (a beat just outside the strip; not at the start "
+    "of a record), which the `edge` column counts and `+P edges as FP` counts as false positives. Synthetic "
+    "strips of two leads: not comparable with the Challenge's scanned 12-lead printouts."
 )
 
 CLASSIFY_HEAD: tuple[tuple[str, tuple[str, str] | None], ...] = (
@@ -367,12 +369,14 @@ def digitizer_section(report: dict[str, Any] | None) -> list[str]:
         return lines + ["No digitiser report: `reports/digitize.json` is absent (`dvc repro score_digitize` "
                         "writes it).", ""]
     head = ["variant", "strips ok", "mean SNR dB", "aligned SNR dB", "recovered %", "R-peak Se %", "R-peak +P %",
-            "truth Se %", "truth +P %"]
+            "edge", "+P edges as FP %", "truth Se %", "truth +P %"]
     rows = []
     for name, v in report["variants"].items():
         det, truth = v["rpeak"]["digitized"], v["rpeak"]["truth"]
+        edges_as_fp = det.get("ppv_edges_as_fp")
         rows.append([name, f"{(v.get('status') or {}).get('ok', 0):,} / {v['strips']:,}", dec(v["snr_db"], 2),
                      dec(v["snr_aligned_db"], 2), pct(v["recovered"]), pct(det["sensitivity"]), pct(det["ppv"]),
+                     f"{det['edge']:,}" if "edge" in det else "—", "—" if edges_as_fp is None else pct(edges_as_fp),
                      pct(truth["sensitivity"]), pct(truth["ppv"])])
     return lines + [DIGITIZER_NOTE, ""] + _table(head, rows) + [""]
 

@@ -4,7 +4,12 @@ Per strip and lead: the Challenge SNR (:func:`evaluation.snr.compute_snr`) witho
 alignment step (:func:`evaluation.snr.align`), and the fraction of samples recovered (finite).
 Per strip (first lead, MLII in MIT-BIH): the project's R-peak detector on the digitised signal
 (NaN as 0) against the strip's reference beats, and the same detector on the ground-truth signal
-for comparison. Per variant: means, the status counts (failed strips score as all-NaN signals,
+for comparison. A strip's truth lists only the beats inside it, so an unmatched detection within the
+matching tolerance of a strip edge may be a beat whose R-peak lies just outside the strip (its QRS
+reaches in): it is counted as ``edge``, not as a false positive, except at the start of a strip that
+starts the record (no beat lies before it). ``ppv`` leaves ``edge`` detections out; ``ppv_edges_as_fp``
+counts them as false positives (the end edge of a strip that ends its record is not known here: with
+MIT-BIH's 10 s strips none does). Per variant: means, the status counts (failed strips score as all-NaN signals,
 i.e. 0 dB), detection Se/+P pooled over strips.
 
 Usage (the ``score_digitize`` stage of ``dvc.yaml``)::
@@ -21,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from pipelines import detect_r_peaks, detection_scores, load_params, read_digitized, read_paper, write_json
+from pipelines import detect_r_peaks, load_params, match_beats, read_digitized, read_paper, write_json
 
 from .snr import align, compute_snr
 
@@ -44,11 +49,32 @@ def score_lead(truth: np.ndarray, output: np.ndarray | None, fs: float, max_shif
             "recovered": float(np.isfinite(y[:n]).sum() / max(len(x), 1)), "lag": lag, "offset_mv": offset}
 
 
-def detection(signal: np.ndarray, beats: np.ndarray, fs: float, tolerance: int) -> dict[str, int]:
-    """``{"tp", "fp", "fn"}`` of the project's detector on ``signal`` against ``beats`` (strip samples)."""
-    det = detect_r_peaks(_finite(signal), fs)
-    s = detection_scores(det, beats, tolerance)
-    return {"tp": int(s["tp"]), "fp": int(s["fp"]), "fn": int(s["fn"])}
+def detection(signal: np.ndarray, beats: np.ndarray, fs: float, tolerance: int, *,
+              record_start: bool = False) -> dict[str, int]:
+    """``{"tp", "fp", "fn", "edge"}`` of the project's detector on ``signal`` against ``beats`` (strip samples).
+
+    ``edge``: unmatched detections within ``tolerance`` of the strip's first or last sample (the first only
+    when the strip does not start its record, ``record_start``), which may be beats just outside the strip.
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 396])):
+    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10)
+    {'tp': 1, 'fp': 1, 'fn': 1, 'edge': 2}
+    >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 396])):
+    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10, record_start=True)
+    {'tp': 1, 'fp': 2, 'fn': 1, 'edge': 1}
+    """
+    x = _finite(signal)
+    det = np.asarray(detect_r_peaks(x, fs), dtype=np.int64)
+    matched = match_beats(det, np.asarray(beats, dtype=np.int64), tolerance)
+    unmatched = det[matched < 0]
+    near_start = (unmatched <= tolerance) & (not record_start)
+    near_end = unmatched >= len(x) - 1 - tolerance
+    edge = int(np.count_nonzero(near_start | near_end))
+    tp = int(np.count_nonzero(matched >= 0))
+    return {"tp": tp, "fp": int(unmatched.size) - edge, "fn": int(len(beats) - tp), "edge": edge}
 
 
 def _ratio(a: int, b: int) -> float:
@@ -60,7 +86,7 @@ def score_variant(truth_rows: Sequence[Mapping[str, Any]], digitized_rows: Seque
     """The report of one variant (see the module doc) from its ground-truth and digitised rows."""
     out = {(r["strip_id"], r["lead"]): r for r in digitized_rows}
     per_lead, status = [], {}
-    det = {"digitized": {"tp": 0, "fp": 0, "fn": 0}, "truth": {"tp": 0, "fp": 0, "fn": 0}}
+    det = {"digitized": {"tp": 0, "fp": 0, "fn": 0, "edge": 0}, "truth": {"tp": 0, "fp": 0, "fn": 0, "edge": 0}}
     for row in truth_rows:  # one strip at a time
         fs = float(row["fs"])
         tol = int(round(params["rpeak_tolerance_ms"] / 1000.0 * fs))
@@ -77,7 +103,7 @@ def score_variant(truth_rows: Sequence[Mapping[str, Any]], digitized_rows: Seque
                 beats = beats[(beats >= 0) & (beats < n)]
                 y = np.full(n, np.nan) if sig is None else np.asarray(sig, dtype=np.float64)[:n]
                 for name, x in (("digitized", y), ("truth", np.asarray(row["signal"][0]))):
-                    for key, v in detection(x, beats, fs, tol).items():
+                    for key, v in detection(x, beats, fs, tol, record_start=int(row["start_sample"]) == 0).items():
                         det[name][key] += v
         status[st] = status.get(st, 0) + 1
 
@@ -90,7 +116,8 @@ def score_variant(truth_rows: Sequence[Mapping[str, Any]], digitized_rows: Seque
         "strips": len(truth_rows), "leads": len(per_lead), "status": dict(sorted(status.items())),
         "snr_db": mean("snr"), "snr_aligned_db": mean("snr_aligned"), "recovered": mean("recovered"),
         "rpeak": {name: {**c, "sensitivity": _ratio(c["tp"], c["tp"] + c["fn"]),
-                         "ppv": _ratio(c["tp"], c["tp"] + c["fp"])} for name, c in det.items()},
+                         "ppv": _ratio(c["tp"], c["tp"] + c["fp"]),
+                         "ppv_edges_as_fp": _ratio(c["tp"], c["tp"] + c["fp"] + c["edge"])} for name, c in det.items()},
         "per_lead": per_lead,
     }
 

@@ -102,3 +102,5 @@ def test_score_variant(strips):
     assert all(p["snr"] == 0.0 and p["recovered"] == 0.0 for p in failed)   # NaN counted as 0: 0 dB
     dig_det, ref_det = rep["rpeak"]["digitized"], rep["rpeak"]["truth"]
     assert dig_det["tp"] >= ref_det["tp"] - 1 and dig_det["fp"] <= ref_det["fp"] + 1
+    for d in (dig_det, ref_det):
+        assert d["ppv_edges_as_fp"] == d["tp"] / (d["tp"] + d["fp"] + d["edge"]) <= d["ppv"]
