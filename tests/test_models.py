@@ -161,8 +161,59 @@ def test_timed_classes_are_told_from_the_first_class_by_rhythm_alone():
         tie_matrix(4, (0,))
 
 
+def test_the_timed_expert_sees_only_the_leading_rr_features(tmp_path):
+    """Template columns (after the RR ones) describe morphology: S is told from N by timing alone."""
+    import keras
+    from training.models import select_matrix
+
+    model = build_model("small_cnn", 4, input_size=16, width=0.25, rhythm_features=5, timed=(1,), timed_features=2)
+    assert model.get_layer("timing").trainable is False
+    logits = keras.Model(model.inputs, model.get_layer("logits").output)
+    rng = np.random.default_rng(1)
+    image = np.repeat(rng.random((1, 16, 16, 1), np.float32), 6, axis=0)
+    rhythm = np.repeat(rng.normal(size=(1, 5)).astype(np.float32), 6, axis=0)
+    rhythm[:, 2:] = rng.normal(size=(6, 3)) * 3                 # template columns vary, RR columns fixed
+    out = logits.predict({"image": image, "rhythm": rhythm}, verbose=0)
+    np.testing.assert_allclose(out[:, 1] - out[:, 0], np.full(6, out[0, 1] - out[0, 0]), atol=1e-4)
+    assert not np.allclose(out[:, 2] - out[:, 0], out[0, 2] - out[0, 0])   # V: the morphology expert sees them
+    rhythm[:, 0] = rng.normal(size=6) * 3                          # the RR columns do move S - N
+    out = logits.predict({"image": image, "rhythm": rhythm}, verbose=0)
+    assert not np.allclose(out[:, 1] - out[:, 0], out[0, 1] - out[0, 0])
+    assert select_matrix(5, 2).shape == (5, 2)
+    with pytest.raises(ConfigError, match="timed_features"):
+        select_matrix(3, 4)
+    # saved and loaded like any model (the selection is a constant, untrainable kernel)
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict({"image": image, "rhythm": rhythm}, verbose=0),
+                               model.predict({"image": image, "rhythm": rhythm}, verbose=0), atol=1e-6)
+
+
 def test_width_scales_small_cnn_and_crnn():
     assert build_model("small_cnn", 4, input_size=32, width=0.5).count_params() < \
         build_model("small_cnn", 4, input_size=32).count_params() / 3
     assert build_model("crnn", 4, input_size=32, width=0.5).count_params() < \
         build_model("crnn", 4, input_size=32).count_params() / 2
+
+
+def test_image_dropout_drops_whole_image_feature_vectors(tmp_path):
+    """Modality dropout: in training a beat loses all its image features or none; at inference nothing."""
+    import keras
+
+    model = build_model("small_cnn", 4, input_size=16, width=0.25, rhythm_features=3, image_dropout=0.5)
+    layer = model.get_layer("image_dropout")
+    feats = keras.Model(model.inputs, layer.output)
+    x = {"image": np.random.default_rng(2).random((64, 16, 16, 1), np.float32),
+         "rhythm": np.ones((64, 3), np.float32)}
+    out = np.asarray(feats(x, training=True))
+    dropped = (out == 0).all(axis=1)
+    assert 10 < dropped.sum() < 54 and (out[~dropped] != 0).any(axis=1).all()
+    gap = keras.Model(model.inputs, model.get_layer("gap").output)
+    np.testing.assert_array_equal(np.asarray(feats(x, training=False)), np.asarray(gap(x, training=False)))
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert "image_dropout" not in [l.name for l in build_model("small_cnn", 4, input_size=16, width=0.25,
+                                                                image_dropout=0.5).layers]     # image-only: none
+    with pytest.raises(ConfigError, match="image_dropout"):
+        build_model("small_cnn", 4, input_size=16, rhythm_features=3, image_dropout=1.0)

@@ -58,6 +58,7 @@ class RunConfig:
     selection_min_beats: int = 50
     rhythm_features: tuple[str, ...] = ()
     template_features: tuple[str, ...] = ()
+    image_dropout: float = 0.0
     timed_classes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,5 +148,6 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         selection_min_beats=train.selection_min_beats,
         rhythm_features=tuple(train.rhythm_features),   # the rhythm branch's, and the rhythm-only baseline's
         template_features=tuple(train.template_features),   # the rhythm branch's only
+        image_dropout=float(hyper.image_dropout),
         timed_classes=_timed(spec, run),
     )

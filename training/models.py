@@ -73,9 +73,13 @@ def _inputs(input_size: int, data_format: str, rhythm_features: int) -> list[Any
     return inputs
 
 
-def _with_rhythm(features: Any, inputs: list[Any], dtype: str, timed: tuple[int, ...] = ()) -> Any:
+def _with_rhythm(features: Any, inputs: list[Any], dtype: str, timed: tuple[int, ...] = (),
+                 image_dropout: float = 0.0) -> Any:
     """Concatenate the image features with the rhythm branch (dense ``RHYTHM_UNITS``, ReLU), if any.
 
+    ``image_dropout`` > 0 drops a training beat's whole image feature vector with that probability
+    (modality dropout), so that the network also learns to classify from the rhythm and template features
+    alone instead of leaning on the image, which fits the training patients' own morphology.
     (With ``timed`` classes, :func:`_head` adds a second, separate rhythm expert.)
     """
     from keras import layers
@@ -83,6 +87,8 @@ def _with_rhythm(features: Any, inputs: list[Any], dtype: str, timed: tuple[int,
     if len(inputs) < 2:
         return features
     r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_fc")(inputs[1])
+    if image_dropout:  # a whole beat's image features at once (noise_shape): the features must carry it alone
+        features = layers.Dropout(image_dropout, noise_shape=(None, 1), dtype=dtype, name="image_dropout")(features)
     return layers.Concatenate(dtype=dtype, name="with_rhythm")([features, r])
 
 
@@ -104,12 +110,27 @@ def tie_matrix(n_classes: int, timed: tuple[int, ...], reference: int = 0) -> "A
     return m
 
 
+def select_matrix(n_features: int, first: int) -> "Any":
+    """0/1 matrix (n_features, first) keeping the ``first`` leading columns of a feature vector.
+
+    >>> select_matrix(3, 2).tolist()
+    [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+    """
+    import numpy as np
+
+    if not 0 < first <= n_features:
+        raise ConfigError(f"timed_features must be in [1, {n_features}], got {first}")
+    return np.eye(n_features, first, dtype=np.float32)
+
+
 def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init: str = "glorot_uniform",
-          timed: tuple[int, ...] = ()) -> Any:
+          timed: tuple[int, ...] = (), timed_features: int = 0) -> Any:
     """Softmax classifier. With ``timed`` classes (and a rhythm input) the logits are the sum of a
     morphology expert (image features joined with the rhythm branch), whose logit of a timed class is the
     reference (first) class's, and a rhythm expert: a timed class (AAMI S: normal morphology, premature
     timing) is told from the reference class by the rhythm expert alone, and from the other classes by both.
+    ``timed_features`` > 0: the rhythm expert sees only that many leading columns of the rhythm input (the
+    RR features; the template columns after them describe morphology and stay with the morphology expert).
     """
     import keras
     from keras import layers
@@ -119,7 +140,13 @@ def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init
         tie = tie_matrix(n_classes, timed)
         image = layers.Dense(n_classes, use_bias=False, trainable=False, dtype=dtype, name="tied_logits",
                              kernel_initializer=keras.initializers.Constant(tie))(image)
-        r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_expert_fc")(inputs[1])
+        timing = inputs[1]
+        n_features = int(inputs[1].shape[-1])
+        if timed_features and timed_features != n_features:
+            timing = layers.Dense(timed_features, use_bias=False, trainable=False, dtype=dtype, name="timing",
+                                  kernel_initializer=keras.initializers.Constant(
+                                      select_matrix(n_features, timed_features)))(inputs[1])
+        r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_expert_fc")(timing)
         r = layers.Dense(n_classes, dtype=dtype, name="rhythm_logits")(r)
         x = layers.Add(dtype=dtype, name="logits")([image, r])
     else:
@@ -130,7 +157,7 @@ def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init
 
 def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str = "float32",
         data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0,
-        timed: tuple[int, ...] = ()) -> Any:
+        timed: tuple[int, ...] = (), timed_features: int = 0, image_dropout: float = 0.0) -> Any:
     """The VGG-like network of Jun et al. 2018 (arXiv:1804.06812).
 
     Three blocks of two 3x3 convolutions (64, 128, 256 filters times ``width``), each convolution
@@ -159,7 +186,8 @@ def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str
     x = layers.ELU(dtype=dtype, name="fc_elu")(x)
     x = layers.BatchNormalization(momentum=bn_momentum, dtype=dtype, name="fc_bn")(x)
     x = layers.Dropout(0.5, dtype=dtype, name="fc_dropout")(x)
-    return _head(_with_rhythm(x, inputs, dtype, timed), inputs, n_classes, dtype, "vgg_jun2018", init, timed)
+    return _head(_with_rhythm(x, inputs, dtype, timed, image_dropout), inputs, n_classes, dtype, "vgg_jun2018",
+                 init, timed, timed_features)
 
 
 def _conv_blocks(x: Any, filters: tuple[int, ...], dtype: str, data_format: str) -> Any:
@@ -177,7 +205,8 @@ def _conv_blocks(x: Any, filters: tuple[int, ...], dtype: str, data_format: str)
 
 
 def small_cnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str = "float32",
-              data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = ()) -> Any:
+              data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = (),
+              timed_features: int = 0, image_dropout: float = 0.0) -> Any:
     """A small CNN: four blocks (32, 64, 128, 256 filters, times ``width``) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
     global average pooling, [rhythm branch], dropout 0.3, dense softmax.
 
@@ -188,13 +217,14 @@ def small_cnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype
     inputs = _inputs(input_size, data_format, rhythm_features)
     x = _conv_blocks(inputs[0], tuple(_scaled(f, width) for f in (32, 64, 128, 256)), dtype, data_format)
     x = layers.GlobalAveragePooling2D(data_format=data_format, dtype=dtype, name="gap")(x)
-    x = _with_rhythm(x, inputs, dtype, timed)
+    x = _with_rhythm(x, inputs, dtype, timed, image_dropout)
     x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
-    return _head(x, inputs, n_classes, dtype, "small_cnn", timed=timed)
+    return _head(x, inputs, n_classes, dtype, "small_cnn", timed=timed, timed_features=timed_features)
 
 
 def crnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str = "float32",
-         data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = ()) -> Any:
+         data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = (),
+         timed_features: int = 0, image_dropout: float = 0.0) -> Any:
     """A convolutional-recurrent network: the image's columns are time.
 
     Three blocks (32, 64, 128 filters, times ``width``) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
@@ -214,23 +244,29 @@ def crnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str
     units = _scaled(64, width)
     x = layers.LSTM(units, return_sequences=True, dtype=dtype, name="lstm1")(x)
     x = layers.LSTM(units, dtype=dtype, name="lstm2")(x)
-    x = _with_rhythm(x, inputs, dtype, timed)
+    x = _with_rhythm(x, inputs, dtype, timed, image_dropout)
     x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
-    return _head(x, inputs, n_classes, dtype, "crnn", timed=timed)
+    return _head(x, inputs, n_classes, dtype, "crnn", timed=timed, timed_features=timed_features)
 
 
 def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.0, dtype: str = "float32",
                 data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0,
-                timed: tuple[int, ...] = ()) -> Any:
+                timed: tuple[int, ...] = (), timed_features: int = 0, image_dropout: float = 0.0) -> Any:
     """Build (not compile) model ``name`` for ``n_classes`` classes under dtype policy ``dtype``.
 
     ``rhythm_features`` > 0 adds the second input ``rhythm`` of that many features; ``timed`` class
-    indices are then told from class 0 by the rhythm expert alone (:func:`_head`).
+    indices are then told from class 0 by the rhythm expert alone (:func:`_head`), which sees the first
+    ``timed_features`` of them (0: all). ``image_dropout`` (rhythm input only): modality dropout of the image
+    features (:func:`_with_rhythm`).
     """
+    if not 0 <= image_dropout < 1:
+        raise ConfigError(f"image_dropout must be in [0, 1), got {image_dropout}")
     if isinstance(rhythm_features, bool) or not isinstance(rhythm_features, int) or rhythm_features < 0:
         raise ConfigError(f"rhythm_features must be an integer >= 0, got {rhythm_features!r}")
     common = {"input_size": input_size, "dtype": dtype, "data_format": data_format,
-              "rhythm_features": rhythm_features, "timed": tuple(timed) if rhythm_features else ()}
+              "rhythm_features": rhythm_features, "timed": tuple(timed) if rhythm_features else (),
+              "timed_features": int(timed_features) if rhythm_features and timed else 0,
+              "image_dropout": float(image_dropout) if rhythm_features else 0.0}
     if name == "vgg":
         if not width > 0:
             raise ConfigError(f"train.vgg.width must be > 0, got {width}")

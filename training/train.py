@@ -236,7 +236,9 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     model = build_model(cfg.model, n_out, input_size=cfg.input_size, width=cfg.width, dtype=precision,
                         bn_momentum=cfg.bn_momentum,
                         rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]),
-                        timed=tuple(cfg.train_classes.index(c) for c in cfg.timed_classes))
+                        timed=tuple(cfg.train_classes.index(c) for c in cfg.timed_classes),
+                        timed_features=len(cfg.rhythm_features) if cfg.template_features else 0,
+                        image_dropout=cfg.image_dropout)
     # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
     learning_rate: Any = cfg.learning_rate
     if cfg.lr_schedule == "cosine":        # to 0 over the planned steps: the last epochs settle instead of jumping

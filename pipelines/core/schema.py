@@ -404,6 +404,7 @@ class ModelParams(Section):
     epochs: Annotated[int, Field(ge=1)]
     learning_rate: PositiveFloat
     lr_schedule: Literal["constant", "cosine"] = "constant"   # cosine: decays to 0 over the run's epochs
+    image_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # rhythm runs: drop a beat's image features (modality)
     patience: Annotated[int, Field(ge=0)]
     max_train_images: Annotated[int, Field(ge=0)]
 
