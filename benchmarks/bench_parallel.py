@@ -10,6 +10,8 @@ The same batches of paper strips (``digitize.batch_strips`` each, from ``dataset
 * ``dask project``: the same cluster with :data:`pipelines.core.parallel.LOCAL_CLUSTER_CONFIG` (what the
   stages use).
 
+Each way runs in a fresh interpreter (``--only``): glibc reads ``MALLOC_TRIM_THRESHOLD_`` once, at process
+start, and a fork server started by one way would hand its environment to the workers of the next.
 Prints each task's own time (measured inside the task) and the wall time of the batch, and the ratio of the
 mean task time to the in-process one. Task times, not wall times, show a per-task slowdown: on 2 cores
 the wall time also carries the cluster's start-up.
@@ -63,35 +65,58 @@ def _dask(batches, workers: int, config, env: dict) -> tuple[list[float], float]
             return times, time.perf_counter() - t0
 
 
+WAYS = ("in-process", "pool", "dask default", "dask project")
+
+
+def measure(way: str, batches, workers: int, config) -> tuple[list[float], float]:
+    """Task times and wall time of one way (see the module doc), in this interpreter."""
+    _init(config)
+    if way == "in-process":
+        timed(batches[0])                                 # warm-up: first-call imports and caches
+        t0 = time.perf_counter()
+        return [timed(b) for b in batches], time.perf_counter() - t0
+    if way == "pool":
+        with mp.get_context(LOCAL_START_METHOD).Pool(workers, initializer=_init, initargs=(config,)) as pool:
+            pool.map(timed, batches[:workers], chunksize=1)             # warm the workers
+            t0 = time.perf_counter()
+            return pool.map(timed, batches, chunksize=1), time.perf_counter() - t0
+    project = {k: v for k, v in LOCAL_CLUSTER_CONFIG.items() if k.startswith("distributed.nanny")}
+    return _dask(batches, workers, config, {} if way == "dask default" else project)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import json
+    import subprocess
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paper", type=Path, default=ROOT / "datasets/paper/clean")
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", choices=WAYS, help="measure one way here and print it as JSON (used by the driver)")
     args = ap.parse_args(argv)
     params = yaml.safe_load(args.params.read_text())
-    config = D.config_of(params["digitize"], params["paper"])
     size = int(params["digitize"]["batch_strips"])
-    batches = []
-    for b in D._batches(args.paper, size):
-        batches.append(b)
-        if len(batches) == args.tasks:
-            break
-    _init(config)
-    timed(batches[0])                                     # warm-up: first-call imports and caches
+    if args.only:
+        config = D.config_of(params["digitize"], params["paper"])
+        batches = []
+        for b in D._batches(args.paper, size):
+            batches.append(b)
+            if len(batches) == args.tasks:
+                break
+        times, wall = measure(args.only, batches, args.workers, config)
+        print(json.dumps({"times": times, "wall": wall}))
+        return 0
     results = {}
-    t0 = time.perf_counter()
-    results["in-process"] = ([timed(b) for b in batches], time.perf_counter() - t0)
-    with mp.get_context(LOCAL_START_METHOD).Pool(args.workers, initializer=_init, initargs=(config,)) as pool:
-        pool.map(timed, batches[:args.workers], chunksize=1)            # warm the workers
-        t0 = time.perf_counter()
-        results["pool"] = (pool.map(timed, batches, chunksize=1), time.perf_counter() - t0)
-    results["dask default"] = _dask(batches, args.workers, config, {})
-    project = {k: v for k, v in LOCAL_CLUSTER_CONFIG.items() if k.startswith("distributed.nanny")}
-    results["dask project"] = _dask(batches, args.workers, config, project)
-    base = sum(results["in-process"][0]) / len(batches)
-    print(f"{len(batches)} tasks of {size} strips, {args.workers} workers")
+    for way in WAYS:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--only", way, "--paper", str(args.paper),
+               "--params", str(args.params), "--tasks", str(args.tasks), "--workers", str(args.workers)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        doc = json.loads(out)
+        results[way] = (doc["times"], doc["wall"])
+    base = sum(results["in-process"][0]) / len(results["in-process"][0])
+    print(f"{len(results['in-process'][0])} tasks of {size} strips, {args.workers} workers, each way in a fresh "
+          "interpreter")
     for name, (times, wall) in results.items():
         mean = sum(times) / len(times)
         print(f"{name:<14} task mean {mean:5.2f} s ({mean / base:4.2f}x in-process)  wall {wall:5.2f} s  "

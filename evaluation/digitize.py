@@ -8,8 +8,10 @@ for comparison. A strip's truth lists only the beats inside it, so an unmatched 
 matching tolerance of a strip edge may be a beat whose R-peak lies just outside the strip (its QRS
 reaches in): it is counted as ``edge``, not as a false positive, except at the start of a strip that
 starts the record (no beat lies before it). ``ppv`` leaves ``edge`` detections out; ``ppv_edges_as_fp``
-counts them as false positives (the end edge of a strip that ends its record is not known here: with
-MIT-BIH's 10 s strips none does). Per variant: means, the status counts (failed strips score as all-NaN signals,
+counts them as false positives. The scorer does not check that a beat lies outside the strip there
+(the strip's truth has none of the record's other beats): an ``edge`` detection may be a filter
+transient, so ``ppv_edges_as_fp`` is the figure to judge the detector by; the end edge of a strip that
+ends its record is not known here either (MIT-BIH's 10 s strips never do). Per variant: means, the status counts (failed strips score as all-NaN signals,
 i.e. 0 dB), detection Se/+P pooled over strips.
 
 Usage (the ``score_digitize`` stage of ``dvc.yaml``)::
@@ -53,15 +55,16 @@ def detection(signal: np.ndarray, beats: np.ndarray, fs: float, tolerance: int, 
               record_start: bool = False) -> dict[str, int]:
     """``{"tp", "fp", "fn", "edge"}`` of the project's detector on ``signal`` against ``beats`` (strip samples).
 
-    ``edge``: unmatched detections within ``tolerance`` of the strip's first or last sample (the first only
-    when the strip does not start its record, ``record_start``), which may be beats just outside the strip.
+    ``edge``: unmatched detections that a beat just outside the strip could match (within ``tolerance``
+    of sample -1 or of sample ``len(signal)``; the start only when the strip does not start its record,
+    ``record_start``).
 
     Examples
     --------
     >>> from unittest import mock
-    >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 396])):
+    >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 389, 396])):
     ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10)
-    {'tp': 1, 'fp': 1, 'fn': 1, 'edge': 2}
+    {'tp': 1, 'fp': 2, 'fn': 1, 'edge': 2}
     >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 396])):
     ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10, record_start=True)
     {'tp': 1, 'fp': 2, 'fn': 1, 'edge': 1}
@@ -70,8 +73,8 @@ def detection(signal: np.ndarray, beats: np.ndarray, fs: float, tolerance: int, 
     det = np.asarray(detect_r_peaks(x, fs), dtype=np.int64)
     matched = match_beats(det, np.asarray(beats, dtype=np.int64), tolerance)
     unmatched = det[matched < 0]
-    near_start = (unmatched <= tolerance) & (not record_start)
-    near_end = unmatched >= len(x) - 1 - tolerance
+    near_start = (unmatched < tolerance) & (not record_start)      # within tolerance of sample -1
+    near_end = unmatched >= len(x) - tolerance                      # within tolerance of sample len(x)
     edge = int(np.count_nonzero(near_start | near_end))
     tp = int(np.count_nonzero(matched >= 0))
     return {"tp": tp, "fp": int(unmatched.size) - edge, "fn": int(len(beats) - tp), "edge": edge}
