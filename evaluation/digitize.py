@@ -4,20 +4,19 @@ Per strip and lead: the Challenge SNR (:func:`evaluation.snr.compute_snr`) witho
 alignment step (:func:`evaluation.snr.align`), and the fraction of samples recovered (finite).
 Per strip (first lead, MLII in MIT-BIH): the project's R-peak detector on the digitised signal
 (NaN as 0) against the strip's reference beats, and the same detector on the ground-truth signal
-for comparison. A strip's truth lists only the beats inside it, so an unmatched detection within the
-matching tolerance of a strip edge may be a beat whose R-peak lies just outside the strip (its QRS
-reaches in): it is counted as ``edge``, not as a false positive, except at the start of a strip that
-starts the record (no beat lies before it). ``ppv`` leaves ``edge`` detections out; ``ppv_edges_as_fp``
-counts them as false positives. The scorer does not check that a beat lies outside the strip there
-(the strip's truth has none of the record's other beats): an ``edge`` detection may be a filter
-transient, so ``ppv_edges_as_fp`` is the figure to judge the detector by; the end edge of a strip that
-ends its record is not known here either (MIT-BIH's 10 s strips never do). Per variant: means, the status counts (failed strips score as all-NaN signals,
+for comparison. A strip's truth lists only the beats inside it, so a detection that matches no beat of the
+strip but, within the matching tolerance, a reference beat of the record just outside the strip (its QRS
+reaches in) is counted as ``edge``, not as a false positive; those outside beats are read from the record's
+annotations (``--raw``, the ingest output: the same WFDB beat symbols the paper stage keeps). ``ppv``
+leaves ``edge`` detections out; ``ppv_edges_as_fp`` counts them as false positives.
+Per variant: means, the status counts (failed strips score as all-NaN signals,
 i.e. 0 dB), detection Se/+P pooled over strips.
 
 Usage (the ``score_digitize`` stage of ``dvc.yaml``)::
 
     python -m evaluation.digitize --params params.yaml --paper datasets/paper \\
-        --digitized datasets/digitized --out reports/digitize.json --figures reports/figures
+        --digitized datasets/digitized --out reports/digitize.json --figures reports/figures \\
+        --raw datasets/raw/mitdb
 """
 from __future__ import annotations
 
@@ -28,12 +27,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from pipelines import detect_r_peaks, load_params, match_beats, read_digitized, read_paper, write_json
+from pipelines import DataError, detect_r_peaks, load_params, match_beats, read_digitized, read_paper, write_json
 
 from .snr import align, compute_snr
 
 #: Ground-truth columns scoring reads.
-TRUTH_COLUMNS: tuple[str, ...] = ("strip_id", "start_sample", "fs", "leads", "signal", "beat_sample", "distortions")
+TRUTH_COLUMNS: tuple[str, ...] = ("strip_id", "record", "start_sample", "fs", "leads", "signal", "beat_sample",
+                                  "distortions")
 
 
 def _finite(x: np.ndarray) -> np.ndarray:
@@ -51,33 +51,65 @@ def score_lead(truth: np.ndarray, output: np.ndarray | None, fs: float, max_shif
             "recovered": float(np.isfinite(y[:n]).sum() / max(len(x), 1)), "lag": lag, "offset_mv": offset}
 
 
-def detection(signal: np.ndarray, beats: np.ndarray, fs: float, tolerance: int, *,
-              record_start: bool = False) -> dict[str, int]:
+def detection(signal: np.ndarray, beats: np.ndarray, fs: float, tolerance: int,
+              outside: np.ndarray | None = None) -> dict[str, int]:
     """``{"tp", "fp", "fn", "edge"}`` of the project's detector on ``signal`` against ``beats`` (strip samples).
 
-    ``edge``: unmatched detections that a beat just outside the strip could match (within ``tolerance``
-    of sample -1 or of sample ``len(signal)``; the start only when the strip does not start its record,
-    ``record_start``).
+    ``edge``: detections that match no beat of ``beats`` but match (one-to-one, within ``tolerance``) one of
+    ``outside``, the record's reference beats just outside the strip (strip samples: negative, or from
+    ``len(signal)`` on).
 
     Examples
     --------
     >>> from unittest import mock
     >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 389, 396])):
-    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10)
+    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10, outside=np.array([-5, 404]))
     {'tp': 1, 'fp': 2, 'fn': 1, 'edge': 2}
-    >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 396])):
-    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10, record_start=True)
-    {'tp': 1, 'fp': 2, 'fn': 1, 'edge': 1}
+    >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 389, 396])):
+    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10)      # no beat outside: both are fp
+    {'tp': 1, 'fp': 4, 'fn': 1, 'edge': 0}
     """
     x = _finite(signal)
     det = np.asarray(detect_r_peaks(x, fs), dtype=np.int64)
     matched = match_beats(det, np.asarray(beats, dtype=np.int64), tolerance)
     unmatched = det[matched < 0]
-    near_start = (unmatched < tolerance) & (not record_start)      # within tolerance of sample -1
-    near_end = unmatched >= len(x) - tolerance                      # within tolerance of sample len(x)
-    edge = int(np.count_nonzero(near_start | near_end))
+    edge = 0
+    if outside is not None and len(outside) and unmatched.size:
+        edge = int(np.count_nonzero(match_beats(unmatched, np.asarray(outside, dtype=np.int64), tolerance) >= 0))
     tp = int(np.count_nonzero(matched >= 0))
     return {"tp": tp, "fp": int(unmatched.size) - edge, "fn": int(len(beats) - tp), "edge": edge}
+
+
+def outside_beats(record_beats: np.ndarray | None, start: int, n: int, tolerance: int) -> np.ndarray:
+    """The record's beats within ``tolerance`` before or after a strip ``[start, start + n)``, in strip samples.
+
+    >>> outside_beats(np.array([80, 95, 100, 150, 205, 260]), 100, 100, 10).tolist()
+    [-5, 105]
+    """
+    if record_beats is None:
+        return np.zeros(0, np.int64)
+    b = np.asarray(record_beats, dtype=np.int64) - int(start)
+    return b[((b >= -tolerance) & (b < 0)) | ((b >= n) & (b <= n - 1 + tolerance))]
+
+
+def read_record_beats(raw_dir: str | Path, records: Sequence[str], annotator: str) -> dict[str, np.ndarray]:
+    """Reference beat samples (WFDB beat symbols, after the reader's exclusions, as the paper stage keeps them)
+    of ``records``, read from the ingest output ``raw_dir`` (``$MITDB_DIR`` or its downloaded files)."""
+    from pipelines import BEAT_SYMBOLS
+    from pipelines.records.annotations import read_annotations
+    from pipelines.records.reader import load_manifest, resolve_source
+
+    manifest = load_manifest(raw_dir)
+    source = resolve_source(raw_dir, str(manifest.get("database", "mitdb")))
+    out = {}
+    for name in sorted(set(records)):
+        entry = manifest["records"].get(name)
+        if entry is None:
+            raise DataError(str(Path(raw_dir) / "manifest.json"), f"no record {name!r} (the paper strips have it)")
+        sample, symbol, _ = read_annotations(f"{source.name}/{name}", source, name, annotator,
+                                             int(entry["n_samples"]))
+        out[name] = sample[np.isin(symbol.astype(str), BEAT_SYMBOLS)]
+    return out
 
 
 def _ratio(a: int, b: int) -> float:
@@ -85,8 +117,12 @@ def _ratio(a: int, b: int) -> float:
 
 
 def score_variant(truth_rows: Sequence[Mapping[str, Any]], digitized_rows: Sequence[Mapping[str, Any]],
-                  params: Mapping[str, Any]) -> dict[str, Any]:
-    """The report of one variant (see the module doc) from its ground-truth and digitised rows."""
+                  params: Mapping[str, Any], record_beats: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The report of one variant (see the module doc) from its ground-truth and digitised rows.
+
+    ``record_beats``: each record's reference beat samples (:func:`read_record_beats`), for the ``edge``
+    count; without it no detection is counted as ``edge``.
+    """
     out = {(r["strip_id"], r["lead"]): r for r in digitized_rows}
     per_lead, status = [], {}
     det = {"digitized": {"tp": 0, "fp": 0, "fn": 0, "edge": 0}, "truth": {"tp": 0, "fp": 0, "fn": 0, "edge": 0}}
@@ -104,9 +140,11 @@ def score_variant(truth_rows: Sequence[Mapping[str, Any]], digitized_rows: Seque
                 beats = np.asarray(row["beat_sample"], dtype=np.int64) - int(row["start_sample"])
                 n = len(row["signal"][0])
                 beats = beats[(beats >= 0) & (beats < n)]
+                near = outside_beats(None if record_beats is None else record_beats.get(str(row["record"])),
+                                     int(row["start_sample"]), n, tol)
                 y = np.full(n, np.nan) if sig is None else np.asarray(sig, dtype=np.float64)[:n]
                 for name, x in (("digitized", y), ("truth", np.asarray(row["signal"][0]))):
-                    for key, v in detection(x, beats, fs, tol, record_start=int(row["start_sample"]) == 0).items():
+                    for key, v in detection(x, beats, fs, tol, outside=near).items():
                         det[name][key] += v
         status[st] = status.get(st, 0) + 1
 
@@ -126,9 +164,11 @@ def score_variant(truth_rows: Sequence[Mapping[str, Any]], digitized_rows: Seque
 
 
 def run_score(params_path: str | Path, paper_dir: str | Path, digitized_dir: str | Path, out: str | Path,
-              figures: str | Path | None = None) -> dict[str, Any]:
-    """Score every variant with a digitised file; write the report (and figures)."""
+              figures: str | Path | None = None, raw_dir: str | Path | None = None) -> dict[str, Any]:
+    """Score every variant with a digitised file; write the report (and figures). ``raw_dir`` (the ingest
+    output): the records' beats outside the strips, for the ``edge`` count (none without it)."""
     params = load_params(params_path, "digitize")
+    annotator = str((load_params(params_path, "ingest") or {}).get("annotator", "atr")) if raw_dir else "atr"
     paper_dir, digitized_dir = Path(paper_dir), Path(digitized_dir)
     variants = sorted(p.stem for p in digitized_dir.glob("*.parquet"))
     report: dict[str, Any] = {"snr": "helper_code.compute_snr of physionetchallenges/evaluation-2024 "
@@ -138,10 +178,13 @@ def run_score(params_path: str | Path, paper_dir: str | Path, digitized_dir: str
                                             "method": "cross-correlation lag, then mean offset"},
                               "variants": {}}
     per_lead_all = {}
+    record_beats: dict[str, np.ndarray] | None = None
     for v in variants:
         truth = read_paper(paper_dir / v, columns=TRUTH_COLUMNS).to_pylist()
         dig = read_digitized(digitized_dir / f"{v}.parquet").to_pylist()
-        scored = score_variant(truth, dig, params)
+        if raw_dir is not None and record_beats is None:
+            record_beats = read_record_beats(raw_dir, [str(r["record"]) for r in truth], annotator)
+        scored = score_variant(truth, dig, params, record_beats)
         per_lead_all[v] = scored.pop("per_lead")
         report["variants"][v] = scored
     write_json(out, report)
@@ -158,8 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--digitized", required=True, help="datasets/digitized (one <variant>.parquet each)")
     ap.add_argument("--out", required=True, help="reports/digitize.json")
     ap.add_argument("--figures", default=None, help="directory for digitize_overlay.png and digitize_snr.png")
+    ap.add_argument("--raw", default=None, help="datasets/raw/mitdb (the ingest output): the records' beats "
+                                                "just outside each strip, for the R-peak edge count")
     args = ap.parse_args(argv)
-    report = run_score(args.params, args.paper, args.digitized, args.out, args.figures)
+    report = run_score(args.params, args.paper, args.digitized, args.out, args.figures, args.raw)
     for v, r in report["variants"].items():
         print(f"{v:12s} SNR {r['snr_db']:6.2f} dB, aligned {r['snr_aligned_db']:6.2f} dB, "
               f"recovered {r['recovered']:.3f}, {r['status']}")

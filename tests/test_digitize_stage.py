@@ -104,3 +104,33 @@ def test_score_variant(strips):
     assert dig_det["tp"] >= ref_det["tp"] - 1 and dig_det["fp"] <= ref_det["fp"] + 1
     for d in (dig_det, ref_det):
         assert d["ppv_edges_as_fp"] == d["tp"] / (d["tp"] + d["fp"] + d["edge"]) <= d["ppv"]
+
+
+def test_edge_detections_need_a_record_beat_just_outside_the_strip(tmp_path, monkeypatch):
+    """``edge``: a detection near a strip edge that matches a reference beat of the record outside the strip
+    (read from the ingest output, WFDB beat symbols only); without such a beat it stays a false positive."""
+    import json
+
+    import wfdb
+
+    from evaluation.digitize import detection, outside_beats, read_record_beats
+    from tests._wfdb_records import write_record
+
+    files = tmp_path / "raw" / "files"
+    write_record(files, "r1", np.zeros(4000), fs=360.0, sig_names=("MLII", "V1"))
+    wfdb.wrann("r1", "atr", np.array([5, 395, 400, 700, 1402]), np.array(["N", "+", "N", "V", "N"]),
+               aux_note=["", "(N", "", "", ""], write_dir=str(files))
+    (tmp_path / "raw" / "manifest.json").write_text(json.dumps(
+        {"database": "mitdb", "records": {"r1": {"n_samples": 4000}}}))
+    monkeypatch.delenv("MITDB_DIR", raising=False)                # the ingest output's own files/
+    beats = read_record_beats(tmp_path / "raw", ["r1"], "atr")
+    assert beats["r1"].tolist() == [5, 400, 700, 1402]             # the rhythm mark '+' is no beat
+    near = outside_beats(beats["r1"], 405, 990, 54)                # strip [405, 1395): 400 and 1402 just outside
+    assert near.tolist() == [-5, 997]
+    from unittest import mock
+    with mock.patch("evaluation.digitize.detect_r_peaks", return_value=np.array([2, 295, 600, 988])):
+        assert detection(np.zeros(990), np.array([295]), 360.0, 54, outside=near) == \
+            {"tp": 1, "fp": 1, "fn": 0, "edge": 2}
+        assert detection(np.zeros(990), np.array([295]), 360.0, 54) == {"tp": 1, "fp": 3, "fn": 0, "edge": 0}
+    with pytest.raises(Exception, match="no record 'r9'"):
+        read_record_beats(tmp_path / "raw", ["r9"], "atr")
