@@ -350,9 +350,10 @@ DIGITIZER_NOTE = (
     "(`ok`) of those printed; mean SNR per strip and lead (PhysioNet Challenge 2024's `compute_snr`; a failed "
     "strip scores 0 dB, a perfect lead 100 dB), raw and after the bounded time/offset alignment; samples "
     "recovered; the project's R-peak detector on the first lead of the digitised strips against the reference "
-    "beats (Se, +P), and the same detector on the printed (ground-truth) signal; +P leaves out unmatched "
-    "detections within the matching tolerance of a strip edge (a beat just outside the strip; not at the start "
-    "of a record), which the `edge` column counts and `+P edges as FP` counts as false positives. Synthetic "
+    "beats (Se, +P), and the same detector on the printed (ground-truth) signal; +P leaves out the detections "
+    "that match no beat of their strip but a beat of the record just outside it (its QRS reaches in; read from "
+    "the record's annotations), which the `edge` column counts and `+P edges as FP` counts as false positives. "
+    "Synthetic "
     "strips of two leads: not comparable with the Challenge's scanned 12-lead printouts."
 )
 
