@@ -31,10 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.ec57 import ec57_confusion, ec57_scores  # noqa: E402
-from pipelines import (DS1, DS2, FEATURE_COLUMNS, PACED_RECORDS, RHYTHM_FEATURES, TemplateSpec,  # noqa: E402
-                       rhythm_columns, template_features, template_matrix)
-from training.baselines import fit_rhythm  # noqa: E402
-from training.data import select_features  # noqa: E402
+from pipelines import DS1, DS2, FEATURE_COLUMNS, PACED_RECORDS, TemplateSpec, template_features  # noqa: E402
+from training.baselines import features_matrix, fit_rhythm, rhythm_matrix  # noqa: E402
 
 CLASSES = ("N", "S", "V", "F")
 
@@ -44,13 +42,6 @@ def load(beats: Path) -> pd.DataFrame:
     table = pq.read_table(beats, columns=cols).to_pandas()
     keep = table["aami"].isin(CLASSES) & ~table["record"].isin(PACED_RECORDS)
     return table[keep].reset_index(drop=True)
-
-
-def matrix(frame: pd.DataFrame, rhythm: list[str], template: list[str]) -> np.ndarray:
-    r = select_features(rhythm_columns(frame), rhythm, RHYTHM_FEATURES)
-    if not template:
-        return r
-    return np.concatenate([r, template_matrix(frame, tuple(template))], axis=1)
 
 
 def score(y: np.ndarray, pred: np.ndarray, records: np.ndarray) -> dict:
@@ -80,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
           f"rhythm {rhythm}; template {len(template)} columns")
     print(line("always N (majority)", score(y[ds2], np.zeros(ds2.sum(), np.int64), records[ds2])))
     for name, tpl in (("rhythm only", []), ("rhythm + template", template)):
-        X = matrix(frame, rhythm, tpl)
+        X = features_matrix(frame, rhythm, tpl) if tpl else rhythm_matrix(frame, rhythm)
         t0 = time.perf_counter()
         model = fit_rhythm(X[ds1], y[ds1], len(CLASSES), int(train_p["seed"]),
                            max_weight_ratio=float(train_p.get("class_weight_max_ratio", 0.0)))
