@@ -141,7 +141,7 @@ def read_leads(path: Path, beat_ids: np.ndarray) -> np.ndarray:
 def read_strips(path: Path, seconds: float) -> dict[str, Any]:
     """Per-record digitised signals (:func:`pipelines.record_signals`) of a digitised table."""
     if not path.is_file():
-        raise DataError(str(path), "digitised table not found (run the digitize@<variant> stage)")
+        raise DataError(str(path), "digitised table not found (run the digitize stage)")
     try:
         table = read_digitized(path)
     except Exception as exc:  # pyarrow: unreadable file, other columns or types

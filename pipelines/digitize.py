@@ -8,8 +8,11 @@ gain and strip length are the printing conventions of ``params.yaml`` ``paper`` 
 10 s), what a reader of a printout knows. Output: one row per strip and lead (:data:`SCHEMA`),
 ``status`` ``ok`` or why the strip failed (then ``signal`` is null, never zeros).
 
-Usage (the ``digitize@<variant>`` stages of ``dvc.yaml``)::
+Usage: the ``digitize`` stage of ``dvc.yaml`` digitises every variant of ``digitize.variants`` in one
+process and one pool of workers (``datasets/paper/<variant>`` -> ``datasets/digitized/<variant>.parquet``);
+one variant directory can be digitised on its own (an ``--out`` ending in ``.parquet``)::
 
+    python -m pipelines.digitize --params params.yaml --paper datasets/paper --out datasets/digitized
     python -m pipelines.digitize --params params.yaml --paper datasets/paper/clean \\
         --out datasets/digitized/clean.parquet
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -31,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .core.errors import DataError
 from .core.files import atomic_path
 from .core.parallel import run_tasks
 from .core.params import load_params
@@ -94,33 +99,79 @@ def _batches(paper_dir: Path, size: int) -> Iterator[pa.RecordBatch]:
 def run_digitize(params_path: str | Path, paper_dir: str | Path, out_path: str | Path, *,
                  workers: int | None = None) -> dict[str, Any]:
     """Digitise one paper variant into ``out_path``; return ``{"strips", "rows", "status": counts}``."""
+    return digitize_variants(params_path, [(paper_dir, out_path)], workers=workers)[str(out_path)]
+
+
+def run_digitize_all(params_path: str | Path, paper_root: str | Path, out_dir: str | Path, *,
+                     variants: Sequence[str] | None = None, workers: int | None = None) -> dict[str, Any]:
+    """Digitise ``paper_root/<variant>`` into ``out_dir/<variant>.parquet`` for each of ``variants``
+    (default ``digitize.variants``); return each output's summary by variant.
+
+    Every variant goes through one stream of tasks (one pool of workers), so the pool starts once.
+    """
+    if variants is None:
+        variants = list(load_params(params_path, "digitize")["variants"])
+    paper_root, out_dir = Path(paper_root), Path(out_dir)
+    missing = [str(paper_root / v) for v in variants if not (paper_root / v).is_dir()]
+    if missing:
+        raise DataError(", ".join(missing), "paper variant directory not found (run the paper stage; "
+                        "digitize.variants must name variants of paper.variants, or clean)")
+    jobs = [(paper_root / v, out_dir / f"{v}.parquet") for v in variants]
+    summaries = digitize_variants(params_path, jobs, workers=workers)
+    return {v: summaries[str(out)] for v, (_, out) in zip(variants, jobs)}
+
+
+def digitize_variants(params_path: str | Path, jobs: Sequence[tuple[str | Path, str | Path]], *,
+                      workers: int | None = None) -> dict[str, dict[str, Any]]:
+    """Digitise each ``(paper_dir, out_path)`` of ``jobs``, all through one task stream; return the
+    summary (``{"strips", "rows", "status": counts}``) of each ``out_path`` (keyed by ``str(out_path)``).
+
+    Each output is written whole under a temporary name and renamed, after every strip of it is done.
+    """
     digitize = load_params(params_path, "digitize")
     paper = load_params(params_path, "paper")
     config = config_of(digitize, paper)
-    paper_dir, out_path = Path(paper_dir), Path(out_path)
-    progress = Progress("digitize")
+    size = int(digitize["batch_strips"])
+    jobs = [(Path(d), Path(o)) for d, o in jobs]
+    progress = Progress("digitize", unit="strips")
     t0 = time.perf_counter()
-    tables = []
-    stream = run_tasks(digitize_task, ((b, config) for b in _batches(paper_dir, int(digitize["batch_strips"]))),
-                       scheduler=digitize.get("scheduler") or None,
+    owner: deque[int] = deque()          # the job of each task submitted, in order (results come in order)
+
+    def tasks() -> Iterator[tuple[pa.RecordBatch, DigitizeConfig]]:
+        for j, (paper_dir, _) in enumerate(jobs):
+            for batch in _batches(paper_dir, size):
+                owner.append(j)
+                yield batch, config
+
+    tables: list[list[pa.Table]] = [[] for _ in jobs]
+    stream = run_tasks(digitize_task, tasks(), scheduler=digitize.get("scheduler") or None,
                        workers=digitize["workers"] if workers is None else workers)
     try:
         for table in stream:
-            tables.append(table)
+            tables[owner.popleft()].append(table)
             progress.update(len(set(table.column("strip_id").to_pylist())))
     finally:
         stream.close()
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=4096)
-    strips = len(set(table.column("strip_id").to_pylist()))
-    status: dict[str, int] = {}
-    for sid, st in sorted(set(zip(table.column("strip_id").to_pylist(), table.column("status").to_pylist()))):
-        status[st] = status.get(st, 0) + 1
+    summaries: dict[str, dict[str, Any]] = {}
+    for (_, out_path), parts in zip(jobs, tables):
+        table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out_path) as tmp:
+            pq.write_table(table, tmp, compression="zstd", row_group_size=4096)
+        status: dict[str, int] = {}
+        for _, st in sorted(set(zip(table.column("strip_id").to_pylist(), table.column("status").to_pylist()))):
+            status[st] = status.get(st, 0) + 1
+        summaries[str(out_path)] = {"strips": len(set(table.column("strip_id").to_pylist())),
+                                    "rows": table.num_rows, "status": dict(sorted(status.items()))}
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    progress.done(f"{strips:,} strips ({status}) in {elapsed:,.1f} s -> {out_path}")
-    return {"strips": strips, "rows": table.num_rows, "status": dict(sorted(status.items()))}
+    total: dict[str, int] = {}
+    for summary in summaries.values():
+        for st, n in summary["status"].items():
+            total[st] = total.get(st, 0) + n
+    where = str(jobs[0][1]) if len(jobs) == 1 else f"{len(jobs)} files in {jobs[0][1].parent}"
+    progress.done(f"{sum(x['strips'] for x in summaries.values()):,} strips ({dict(sorted(total.items()))}) "
+                  f"in {elapsed:,.1f} s -> {where}")
+    return summaries
 
 
 def read_digitized(path: str | Path) -> pa.Table:
@@ -186,14 +237,23 @@ def record_signals(table: pa.Table, seconds: float) -> dict[str, RecordSignal]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipelines.digitize --params params.yaml --paper datasets/paper/<v> --out datasets/digitized/<v>.parquet``."""
+    """``python -m pipelines.digitize --params params.yaml --paper datasets/paper --out datasets/digitized``."""
     ap = argparse.ArgumentParser(prog="python -m pipelines.digitize", description=__doc__.split("\n")[0])
     ap.add_argument("--params", default="params.yaml", help="params file (sections 'digitize', 'paper')")
-    ap.add_argument("--paper", required=True, help="one paper variant directory, datasets/paper/<variant>")
-    ap.add_argument("--out", required=True, help="output file, datasets/digitized/<variant>.parquet")
+    ap.add_argument("--paper", required=True,
+                    help="the paper stage's directory, datasets/paper (or one variant's, datasets/paper/<variant>)")
+    ap.add_argument("--out", required=True,
+                    help="output directory, datasets/digitized (or one file, datasets/digitized/<variant>.parquet)")
+    ap.add_argument("--variants", nargs="+", default=None,
+                    help="variants to digitise (default: digitize.variants); not with a .parquet --out")
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: digitize.workers)")
     args = ap.parse_args(argv)
-    return run_stage("digitize", lambda: run_digitize(args.params, args.paper, args.out, workers=args.workers))
+    if args.out.endswith(".parquet"):
+        if args.variants:
+            ap.error("--variants needs an output directory, not a .parquet file")
+        return run_stage("digitize", lambda: run_digitize(args.params, args.paper, args.out, workers=args.workers))
+    return run_stage("digitize", lambda: run_digitize_all(args.params, args.paper, args.out,
+                                                          variants=args.variants, workers=args.workers))
 
 
 if __name__ == "__main__":

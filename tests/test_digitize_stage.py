@@ -1,5 +1,7 @@
 """The digitize stage (pipelines.digitize): reads only the image columns, writes one row per strip
 and lead with a status, deterministically; record_signals; and the scoring (evaluation.digitize)."""
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,6 +73,51 @@ def test_stage_reads_only_the_image_columns(strips, params, tmp_path, monkeypatc
     first = out.read_bytes()
     stage.run_digitize(params, tmp_path / "paper" / "clean", out)
     assert out.read_bytes() == first                     # byte-identical rebuild
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_all_variants_in_one_stream_match_one_variant_at_a_time(strips, params, tmp_path, monkeypatch, workers):
+    """The dvc stage's form (``--paper datasets/paper --out datasets/digitized``): every variant through one
+    task stream (one pool of workers), each file byte-identical to digitising that variant on its own."""
+    by_variant = {"clean": strips[:2], "noise": strips[2:], "blur": [], "rotate": strips[1:]}
+
+    def fake_iter_paper(directory, columns=None, *, batch_size=32, verify=True):
+        rows = by_variant[Path(directory).name]
+        table = pa.Table.from_pylist([{c: r[c] for c in columns} for r in rows])
+        yield from table.to_batches(max_chunksize=batch_size)
+
+    monkeypatch.setattr(stage.fmt, "iter_paper", fake_iter_paper)
+    for v in by_variant:
+        (tmp_path / "paper" / v).mkdir(parents=True)
+    summaries = stage.run_digitize_all(params, tmp_path / "paper", tmp_path / "all", variants=list(by_variant),
+                                       workers=workers)
+    assert list(summaries) == list(by_variant)
+    assert summaries["clean"] == {"strips": 2, "rows": 4, "status": {"ok": 2}}
+    assert summaries["noise"] == {"strips": 1, "rows": 2, "status": {"not_png": 1}}
+    assert summaries["blur"] == {"strips": 0, "rows": 0, "status": {}}     # an empty variant: an empty file
+    for v in by_variant:
+        alone = tmp_path / "alone" / f"{v}.parquet"
+        stage.run_digitize(params, tmp_path / "paper" / v, alone, workers=1)
+        assert (tmp_path / "all" / f"{v}.parquet").read_bytes() == alone.read_bytes(), v
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(f"{v}.parquet" for v in by_variant)
+
+
+def test_all_variants_names_a_missing_variant_directory(params, tmp_path):
+    (tmp_path / "paper" / "clean").mkdir(parents=True)
+    with pytest.raises(stage.DataError, match=r"paper[/\\]jpeg: paper variant directory not found"):
+        stage.run_digitize_all(params, tmp_path / "paper", tmp_path / "out", variants=["clean", "jpeg"])
+    assert not (tmp_path / "out").exists()                # nothing written
+
+
+def test_cli_single_file_and_directory_forms(strips, params, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(stage, "run_digitize", lambda *a, **k: calls.append(("one", a, k)) or {})
+    monkeypatch.setattr(stage, "run_digitize_all", lambda *a, **k: calls.append(("all", a, k)) or {})
+    assert stage.main(["--params", str(params), "--paper", "p/clean", "--out", "d/clean.parquet"]) == 0
+    assert stage.main(["--params", str(params), "--paper", "p", "--out", "d", "--variants", "clean", "jpeg"]) == 0
+    assert [c[0] for c in calls] == ["one", "all"] and calls[1][2]["variants"] == ["clean", "jpeg"]
+    with pytest.raises(SystemExit):
+        stage.main(["--params", str(params), "--paper", "p", "--out", "d/x.parquet", "--variants", "clean"])
 
 
 def test_digitize_rows_needs_only_the_image(strips):
