@@ -66,7 +66,7 @@ def detection(signal: np.ndarray, beats: np.ndarray, fs: float, tolerance: int,
     ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10, outside=np.array([-5, 404]))
     {'tp': 1, 'fp': 2, 'fn': 1, 'edge': 2}
     >>> with mock.patch(__name__ + ".detect_r_peaks", return_value=np.array([3, 100, 250, 389, 396])):
-    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10)      # no beat outside: both are fp
+    ...     detection(np.zeros(400), np.array([100, 300]), 360.0, 10)      # no beat outside: 4 fp
     {'tp': 1, 'fp': 4, 'fn': 1, 'edge': 0}
     """
     x = _finite(signal)

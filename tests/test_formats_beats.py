@@ -22,7 +22,7 @@ def record(name: str, r_samples: list[int], symbols: list[str | None], half: int
                            offsets=np.arange(r.size + 1, dtype=np.int64) * 2 * half)
 
 
-META = {"schema_version": 1, "method": "annotations", "counts": {"beats": 5}}
+META = {"schema_version": fb.SCHEMA_VERSION, "method": "annotations", "counts": {"beats": 5}}
 
 
 @pytest.fixture()
@@ -87,6 +87,13 @@ def test_wrong_schema_and_missing_metadata(tmp_path, table_path):
     pq.write_table(t.drop_columns(["signal"]), tmp_path / "nosig.parquet")
     with pytest.raises(DataError, match=r"nosig.parquet: beats table lacks column\(s\) \['signal'\]"):
         fb.read_beats(tmp_path / "nosig.parquet")
+    import json
+    old = t.drop_columns(list(fb.TEMPLATE_COLUMNS)).replace_schema_metadata(
+        {fb.METADATA_KEY: json.dumps({**META, "schema_version": 1})})
+    pq.write_table(old, tmp_path / "v1.parquet")            # a table of the format before the template columns
+    with pytest.raises(DataError, match=r"v1.parquet: beats table lacks column\(s\) \['tpl_corr_qrs', .*\] "
+                                        r"\(written as schema_version 1; this code reads 2: rerun the segment stage\)"):
+        fb.read_beats(tmp_path / "v1.parquet")
     pq.write_table(t.replace_schema_metadata(None), tmp_path / "nometa.parquet")
     with pytest.raises(DataError, match="nometa.parquet: no 'ecg_beats' schema metadata"):
         fb.verify_beats(tmp_path / "nometa.parquet")

@@ -204,7 +204,8 @@ def baseline_predictions(train: pd.DataFrame, y_train: np.ndarray, test: pd.Data
                          classes: Sequence[str], fold: int, seed: int,
                          max_weight_ratio: float = 20.0, features: Sequence[str] | None = None,
                          template: Sequence[str] = ()) -> pd.DataFrame:
-    """Fit both baselines on the training beats of a fold and predict its test beats.
+    """Fit the baselines (majority, rhythm only and, with ``template``, RR + template features) on the
+    training beats of a fold and predict its test beats.
 
     Parameters
     ----------

@@ -179,9 +179,10 @@ def _baselines_table(prep: Prepared, index: int, sels: dict[str, Selection]) -> 
     template = prep.cfg.template_features
     try:
         columns = rr_columns(prep.images, RR_COLUMNS + template)
-    except DataError:
+    except DataError as exc:
         if not template:
             return None
+        print(f"fold {index + 1}: no RR + template features baseline: {exc}", file=sys.stderr, flush=True)
         template = ()
         try:
             columns = rr_columns(prep.images)

@@ -51,8 +51,9 @@ WORKER_MODULES: tuple[str, ...] = ("distributed.nanny", "distributed.worker")
 #: every 1 ms, the event-loop health check every 20 ms): they cost CPU in every worker all run long.
 #: The nanny's environment keeps one BLAS/OpenMP thread per worker but not dask's default
 #: ``MALLOC_TRIM_THRESHOLD_=65536``: with it glibc hands freed memory back to the kernel at every large
-#: ``free``, and the next array faults it in again. A digitiser task took 2.2 s in a worker against
-#: 1.3 s in a plain process (``benchmarks/bench_parallel.py``), so two workers ran no faster than one.
+#: ``free``, and the next array faults it in again. A digitiser task took 2.90 s in a worker with it,
+#: 1.74 s without it and 1.22 s in a plain process (``python benchmarks/bench_parallel.py``,
+#: docs/benchmarks/digitize.md): with it, two workers ran no faster than one.
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
     "distributed.worker.multiprocessing-method": LOCAL_START_METHOD,
     "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},

@@ -35,6 +35,10 @@ from ..signal.template import FEATURE_COLUMNS, TEMPLATE_COLUMNS
 #: Schema metadata key holding the JSON provenance (params and counts) of a beats table.
 METADATA_KEY = "ecg_beats"
 
+#: ``schema_version`` of the tables this code writes (in the :data:`METADATA_KEY` metadata): 1 had no
+#: template columns; 2 adds :data:`pipelines.TEMPLATE_COLUMNS`.
+SCHEMA_VERSION = 2
+
 #: Rows per Parquet row group of the beats table (about 10 MB of samples at 360 Hz).
 ROW_GROUP_ROWS = 8192
 
@@ -115,6 +119,7 @@ def beats_table(results: Sequence[Any], metadata: Mapping[str, Any] | None = Non
     ]
     schema = BEATS_SCHEMA
     if metadata is not None:
+        metadata = {**metadata, "schema_version": SCHEMA_VERSION}     # the format's, whoever built the rest
         schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     return pa.Table.from_arrays(columns, schema=schema)
 
@@ -147,6 +152,16 @@ def _schema(path: Path) -> pa.Schema:
         return pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for corrupt or truncated files
         raise DataError(str(path), f"not a readable Parquet file ({exc})") from None
+
+
+def _schema_version(schema: pa.Schema) -> int | None:
+    """The ``schema_version`` in a schema's :data:`METADATA_KEY` metadata, or None (none, or not JSON)."""
+    raw = (schema.metadata or {}).get(METADATA_KEY.encode())
+    try:
+        version = json.loads(raw).get("schema_version") if raw else None
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, int) else None
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -200,7 +215,10 @@ def read_beats(path: str | os.PathLike) -> Beats:
     schema = _schema(path)
     missing = [c for c in RENDER_COLUMNS if c not in schema.names]
     if missing:
-        raise DataError(str(path), f"beats table lacks column(s) {missing}")
+        version = _schema_version(schema)
+        older = (f" (written as schema_version {version}; this code reads {SCHEMA_VERSION}: rerun the segment stage)"
+                 if version is not None and version < SCHEMA_VERSION else "")
+        raise DataError(str(path), f"beats table lacks column(s) {missing}{older}")
     if not (pa.types.is_list(schema.field("signal").type) or pa.types.is_large_list(schema.field("signal").type)):
         raise DataError(str(path), f"column 'signal' is {schema.field('signal').type}, expected list<float32>")
     try:

@@ -106,10 +106,12 @@ _FIELD_DOCS: dict[str, tuple[str, str]] = {
                     "first two beats)."),
     "rr_record_ms": ("sc:Float", "Rhythm: median RR interval of the record."),
     "tpl_corr_qrs": ("sc:Float", "Template: correlation of the beat's QRS with its record's median beat's."),
-    "tpl_corr": ("sc:Float", "Template: correlation of the beat with its record's median beat (-250..400 ms)."),
+    "tpl_corr": ("sc:Float", "Template: correlation of the beat with its record's median beat (window "
+                 "segment.template before_ms..after_ms around R, default -250..400 ms)."),
     "tpl_rms": ("sc:Float", "Template: RMS of beat minus the record's median beat, in units of the median QRS "
                 "peak-to-peak."),
-    "tpl_rms_qrs": ("sc:Float", "Template: the same RMS over the QRS (-80..120 ms)."),
+    "tpl_rms_qrs": ("sc:Float", "Template: the same RMS over the QRS (segment.template "
+                    "qrs_before_ms..qrs_after_ms, default -80..120 ms)."),
     "tpl_ptp": ("sc:Float", "Template: log of the QRS peak-to-peak ratio, beat / record median beat."),
     "tpl_slope": ("sc:Float", "Template: log of the steepest QRS slope ratio, beat / record median beat."),
     "tpl_width": ("sc:Float", "Template: QRS width ratio, beat / record median beat."),

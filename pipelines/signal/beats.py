@@ -354,7 +354,7 @@ def segment_record(record, config: SegmentConfig, database: str = "mitdb") -> Re
 
 # --------------------------------------------------------------------------------------------- report
 
-_SUMMED = ("reference_beats", "beats", "detections", "unlabelled", "tp", "fp", "fn")
+_SUMMED = ("reference_beats", "beats", "detections", "unlabelled", "tp", "fp", "fn", "template_missing")
 _COUNTED = ("reference_symbols", "symbols", "dropped", "skipped_non_beat", "rr_missing")
 
 
@@ -414,7 +414,6 @@ def table_metadata(report: Mapping[str, Any], config: SegmentConfig, manifest: M
         counts.update({k: total[k] for k in ("unlabelled", "tp", "fp", "fn", "sensitivity", "ppv")})
     counts["per_record"] = {name: rec["beats"] for name, rec in report["records"].items()}
     return {
-        "schema_version": 1,
         "method": config.method,
         "params": config.to_json(),
         "database": manifest.get("database", "mitdb"),
