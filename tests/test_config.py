@@ -62,6 +62,22 @@ def test_timed_classes_need_rhythm_and_a_trained_class_other_than_the_first():
         run_config(train, "t")
 
 
+def test_image_dropout_is_a_rhythm_runs_setting_a_run_may_override():
+    train = load_params("params.yaml", "train")
+    base = {"model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami"}
+    train["small_cnn"] = {**train["small_cnn"], "image_dropout": 0.4}
+    train["runs"]["r"] = {**base, "rhythm": True}
+    train["runs"]["r0"] = {**base, "rhythm": True, "image_dropout": 0.0}
+    train["runs"]["i"] = dict(base)
+    assert [run_config(train, r).image_dropout for r in ("r", "r0", "i")] == [0.4, 0.0, 0.0]
+    train["runs"]["r0"]["batch_size"] = 32                  # any run may set its own batch
+    assert (run_config(train, "r0").batch_size, run_config(train, "r").batch_size) == (
+        32, train["small_cnn"]["batch_size"])
+    train["runs"]["bad"] = {**base, "image_dropout": 0.2}
+    with pytest.raises(ConfigError, match="image_dropout: needs rhythm: true"):
+        run_config(train, "bad")
+
+
 @pytest.mark.parametrize("k, match", [
     ({"beat": 10, "records": 5}, r"train.folds.k.records: unknown key \(did you mean 'record'\?\)"),
     ({"beat": 10}, r"train.folds.k.record is missing"),

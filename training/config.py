@@ -133,7 +133,7 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         mixed_precision=train.mixed_precision,
         shuffle_buffer=train.shuffle_buffer,
         input_size=hyper.input_size,
-        batch_size=hyper.batch_size,
+        batch_size=spec.batch_size or hyper.batch_size,
         epochs=spec.epochs or hyper.epochs,
         learning_rate=float(hyper.learning_rate if spec.learning_rate is None else spec.learning_rate),
         lr_schedule=hyper.lr_schedule,
@@ -148,6 +148,7 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         selection_min_beats=train.selection_min_beats,
         rhythm_features=tuple(train.rhythm_features),   # the rhythm branch's, and the rhythm-only baseline's
         template_features=tuple(train.template_features),   # the rhythm branch's only
-        image_dropout=float(hyper.image_dropout),
+        image_dropout=(float(hyper.image_dropout if spec.image_dropout is None else spec.image_dropout)
+                       if spec.rhythm else 0.0),      # image-only runs: no second input to lean on
         timed_classes=_timed(spec, run),
     )

@@ -386,12 +386,17 @@ class RunSection(Section):
     crops: Optional[Literal["originals", "all"]] = None          # overrides train.crops for this run
     epochs: Optional[Annotated[int, Field(ge=1)]] = None         # overrides train.<model>.epochs
     learning_rate: Optional[PositiveFloat] = None                  # overrides train.<model>.learning_rate
+    batch_size: Optional[Annotated[int, Field(ge=1)]] = None       # overrides train.<model>.batch_size
     max_train_images: Optional[Annotated[int, Field(ge=0)]] = None   # overrides train.<model>.max_train_images
+    image_dropout: Optional[Annotated[float, Field(ge=0, lt=1)]] = None   # overrides train.<model>.image_dropout
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> "RunSection":
         if self.train_classes is not None and len(set(self.train_classes)) != len(self.train_classes):
             raise KeyProblem("train_classes", problem=f"lists a class twice: {self.train_classes}")
+        if self.image_dropout is not None and not self.rhythm:
+            raise KeyProblem("image_dropout", problem="needs rhythm: true (it drops the image features so that "
+                                                      "the second input must carry the decision)")
         return self
 
 
