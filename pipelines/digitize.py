@@ -96,6 +96,15 @@ def _batches(paper_dir: Path, size: int) -> Iterator[pa.RecordBatch]:
     yield from fmt.iter_paper(paper_dir, columns=READ_COLUMNS, batch_size=size)
 
 
+def _strip_count(paper_dir: Path) -> int | None:
+    """Strips of a paper variant by its manifest (for the progress line), or None where it cannot be read
+    (the shard reader then names the problem)."""
+    try:
+        return int(fmt.read_paper_manifest(paper_dir)["rows"])
+    except (DataError, KeyError, TypeError, ValueError):
+        return None
+
+
 def run_digitize(params_path: str | Path, paper_dir: str | Path, out_path: str | Path, *,
                  workers: int | None = None) -> dict[str, Any]:
     """Digitise one paper variant into ``out_path``; return ``{"strips", "rows", "status": counts}``."""
@@ -133,7 +142,8 @@ def digitize_variants(params_path: str | Path, jobs: Sequence[tuple[str | Path, 
     config = config_of(digitize, paper)
     size = int(digitize["batch_strips"])
     jobs = [(Path(d), Path(o)) for d, o in jobs]
-    progress = Progress("digitize", unit="strips")
+    counts = [_strip_count(d) for d, _ in jobs]
+    progress = Progress("digitize", total=None if None in counts else sum(counts), unit="strips")
     t0 = time.perf_counter()
     owner: deque[int] = deque()          # the job of each task submitted, in order (results come in order)
 
