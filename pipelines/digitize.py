@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .core.errors import DataError
+from .core.errors import ConfigError, DataError
 from .core.files import atomic_path
 from .core.parallel import run_tasks
 from .core.params import load_params
@@ -96,6 +96,15 @@ def _batches(paper_dir: Path, size: int) -> Iterator[pa.RecordBatch]:
     yield from fmt.iter_paper(paper_dir, columns=READ_COLUMNS, batch_size=size)
 
 
+def _is_variant_dir(path: Path) -> bool:
+    """True for one paper variant's directory (its manifest names the variant; the paper stage's own
+    directory has a manifest of all ``variants``)."""
+    try:
+        return "variant" in fmt.read_paper_manifest(path)
+    except DataError:
+        return False
+
+
 def _strip_count(paper_dir: Path) -> int | None:
     """Strips of a paper variant by its manifest (for the progress line), or None where it cannot be read
     (the shard reader then names the problem)."""
@@ -121,6 +130,14 @@ def run_digitize_all(params_path: str | Path, paper_root: str | Path, out_dir: s
     if variants is None:
         variants = list(load_params(params_path, "digitize")["variants"])
     paper_root, out_dir = Path(paper_root), Path(out_dir)
+    if not variants:
+        raise ConfigError("digitize.variants: no variant to digitise")
+    twice = sorted({v for v in variants if list(variants).count(v) > 1})
+    if twice:
+        raise ConfigError(f"digitize.variants: {twice} named more than once")
+    if _is_variant_dir(paper_root):
+        raise DataError(str(paper_root), "this is one paper variant's directory: give a .parquet --out "
+                        "to digitise it alone, or the paper stage's directory (datasets/paper) for all variants")
     missing = [str(paper_root / v) for v in variants if not (paper_root / v).is_dir()]
     if missing:
         raise DataError(", ".join(missing), "paper variant directory not found (run the paper stage; "
@@ -137,6 +154,8 @@ def digitize_variants(params_path: str | Path, jobs: Sequence[tuple[str | Path, 
 
     Each output is written whole under a temporary name and renamed, after every strip of it is done.
     """
+    if not jobs:
+        return {}
     digitize = load_params(params_path, "digitize")
     paper = load_params(params_path, "paper")
     config = config_of(digitize, paper)

@@ -106,7 +106,23 @@ def test_all_variants_names_a_missing_variant_directory(params, tmp_path):
     (tmp_path / "paper" / "clean").mkdir(parents=True)
     with pytest.raises(stage.DataError, match=r"paper[/\\]jpeg: paper variant directory not found"):
         stage.run_digitize_all(params, tmp_path / "paper", tmp_path / "out", variants=["clean", "jpeg"])
+    with pytest.raises(stage.ConfigError, match=r"digitize.variants: \['clean'\] named more than once"):
+        stage.run_digitize_all(params, tmp_path / "paper", tmp_path / "out", variants=["clean", "clean"])
+    with pytest.raises(stage.ConfigError, match="digitize.variants: no variant"):
+        stage.run_digitize_all(params, tmp_path / "paper", tmp_path / "out", variants=[])
+    import json
+
+    from pipelines.formats.paper import FORMAT, FORMAT_VERSION
+    (tmp_path / "paper" / "manifest.json").write_text(json.dumps(     # the paper stage's own: all variants
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "variants": ["clean"]}))
+    with pytest.raises(stage.DataError, match="paper variant directory not found"):   # not mistaken for one
+        stage.run_digitize_all(params, tmp_path / "paper", tmp_path / "out", variants=["jpeg"])
+    (tmp_path / "paper" / "clean" / "manifest.json").write_text(json.dumps(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "variant": "clean"}))
+    with pytest.raises(stage.DataError, match=r"clean: this is one paper variant's directory: give a .parquet --out"):
+        stage.run_digitize_all(params, tmp_path / "paper" / "clean", tmp_path / "out", variants=["clean"])
     assert not (tmp_path / "out").exists()                # nothing written
+    assert stage.digitize_variants(params, []) == {}
 
 
 def test_cli_single_file_and_directory_forms(strips, params, tmp_path, monkeypatch):
