@@ -178,12 +178,14 @@ def run_score(params_path: str | Path, paper_dir: str | Path, digitized_dir: str
                                             "method": "cross-correlation lag, then mean offset"},
                               "variants": {}}
     per_lead_all = {}
-    record_beats: dict[str, np.ndarray] | None = None
+    record_beats: dict[str, np.ndarray] | None = None if raw_dir is None else {}
     for v in variants:
         truth = read_paper(paper_dir / v, columns=TRUTH_COLUMNS).to_pylist()
         dig = read_digitized(digitized_dir / f"{v}.parquet").to_pylist()
-        if raw_dir is not None and record_beats is None:
-            record_beats = read_record_beats(raw_dir, [str(r["record"]) for r in truth], annotator)
+        if record_beats is not None:       # each record's annotations read once, for whichever variant has it
+            new = {str(r["record"]) for r in truth} - set(record_beats)
+            if new:
+                record_beats.update(read_record_beats(raw_dir, sorted(new), annotator))
         scored = score_variant(truth, dig, params, record_beats)
         per_lead_all[v] = scored.pop("per_lead")
         report["variants"][v] = scored

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -132,7 +132,7 @@ def run_digitize_all(params_path: str | Path, paper_root: str | Path, out_dir: s
     paper_root, out_dir = Path(paper_root), Path(out_dir)
     if not variants:
         raise ConfigError("digitize.variants: no variant to digitise")
-    twice = sorted({v for v in variants if list(variants).count(v) > 1})
+    twice = sorted(v for v, n in Counter(variants).items() if n > 1)
     if twice:
         raise ConfigError(f"digitize.variants: {twice} named more than once")
     if _is_variant_dir(paper_root):
@@ -187,16 +187,12 @@ def digitize_variants(params_path: str | Path, jobs: Sequence[tuple[str | Path, 
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out_path) as tmp:
             pq.write_table(table, tmp, compression="zstd", row_group_size=4096)
-        status: dict[str, int] = {}
-        for _, st in sorted(set(zip(table.column("strip_id").to_pylist(), table.column("status").to_pylist()))):
-            status[st] = status.get(st, 0) + 1
-        summaries[str(out_path)] = {"strips": len(set(table.column("strip_id").to_pylist())),
-                                    "rows": table.num_rows, "status": dict(sorted(status.items()))}
+        by_strip = dict(zip(table.column("strip_id").to_pylist(), table.column("status").to_pylist()))
+        status = Counter(by_strip.values())                  # one status per strip (its leads share it)
+        summaries[str(out_path)] = {"strips": len(by_strip), "rows": table.num_rows,
+                                    "status": dict(sorted(status.items()))}
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    total: dict[str, int] = {}
-    for summary in summaries.values():
-        for st, n in summary["status"].items():
-            total[st] = total.get(st, 0) + n
+    total = sum((Counter(s["status"]) for s in summaries.values()), Counter())
     where = str(jobs[0][1]) if len(jobs) == 1 else f"{len(jobs)} files in {jobs[0][1].parent}"
     progress.done(f"{sum(x['strips'] for x in summaries.values()):,} strips ({dict(sorted(total.items()))}) "
                   f"in {elapsed:,.1f} s -> {where}")
