@@ -218,7 +218,7 @@ def shared_time_origin(firsts: list[float], lengths: list[int], tolerance: float
     Each lead's origin comes from its own two trace ends, each end off by a fraction of a pixel; where
     the leads have the same length and their origins agree within ``tolerance`` pixels, every lead gets
     their mean: over two leads that halves the variance of independent end errors (the MIT-BIH strips'
-    correlate 0.41, so less there; docs/benchmarks/digitize.md). A lead that disagrees (a trace cut short
+    correlate 0.22, so less there: benchmarks/bench_digitize_error.py). A lead that disagrees (a trace cut short
     at an end) keeps its own, and so do the others.
 
     >>> shared_time_origin([10.2, 9.9], [3600, 3600], tolerance=1.0)
