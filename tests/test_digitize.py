@@ -158,3 +158,42 @@ def test_a_lead_that_runs_onto_its_neighbour_is_followed_again():
     assert r.status == "ok", r.detail
     assert r.info["untangled"] >= 1
     assert compute_snr(truth[0], r.signals[0]) > 25 and compute_snr(truth[1], r.signals[1]) > 25
+
+
+def test_a_lead_clipped_at_the_page_edge_starts_on_its_own_ink():
+    # lead 1 starts at -3.5 mV, clipped to the page's bottom edge, then stays 1.3 mV up: its row (the
+    # ink's densest) is nearer lead 0's first ink than its own; it was followed from lead 0's trace
+    # (223-162000 V1 read at -10 dB before the mend)
+    t = np.arange(N) / FS
+    lead1 = np.clip(-3.5 + 4.8 * (t - 3.5) / 0.5, -3.5, 1.3) + np.where(t > 4.0, 0.2 * np.sin(2 * np.pi * 1.1 * t), 0)
+    png, truth = page(np.stack([0.4 * np.sin(2 * np.pi * 0.9 * t), lead1]))
+    r = digitize_strip(png, 2, FS)
+    assert r.status == "ok", r.detail
+    assert compute_snr(truth[0], r.signals[0]) > 25 and compute_snr(truth[1], r.signals[1]) > 25
+
+
+def test_steep_strokes_are_read_across_rows():
+    # spikes of 2 mV up in 28 ms and down in 28 ms: each stroke rises 29 px per column, so the samples
+    # on it come from the rows' sub-pixel centres (calibrate.stroke_points): 23.6 dB, where the
+    # columns' two points per stroke alone gave 21.6 dB
+    from pipelines.digitizer.calibrate import stroke_points
+    sig = np.zeros(N)
+    for c in range(300, N - 300, 400):
+        sig[c - 10:c + 1] = np.linspace(0.0, 2.0, 11)
+        sig[c:c + 11] = np.linspace(2.0, 0.0, 11)
+    png, truth = page(sig[None, :])
+    r = digitize_strip(png, 1, FS)
+    assert r.status == "ok", r.detail
+    assert compute_snr(truth[0], r.signals[0]) > 22.5
+    # the points themselves: a steep anti-aliased line from (40.3, 5) to (42.1, 95), drawn with the pen
+    img = np.full((100, 80, 3), 255, np.uint8)
+    from pipelines.printout.strip import pen_offsets
+    for dx, dy in pen_offsets(2):
+        p = np.round((np.array([[40.3, 5.0], [42.1, 95.0]]) + (dx, dy)) * 16).astype(np.int32)
+        cv2.polylines(img, [p.reshape(-1, 1, 2)], False, (0, 0, 0), 1, cv2.LINE_AA, shift=4)
+    weight = masks(img)[2]
+    top, bot = np.full(5, 20.0), np.full(5, 80.0)
+    x, y = stroke_points(top, bot, weight, 39, 4.0)
+    assert len(x) >= 50
+    truth_x = 40.3 + (y - 5.0) / 90.0 * 1.8 - 39
+    assert np.abs(x - truth_x).max() < 0.2 and np.abs(x - truth_x).mean() < 0.08

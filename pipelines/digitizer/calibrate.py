@@ -4,7 +4,9 @@ A trace drawn ``thickness`` px thick leaves in each column an ink run ``[top, bo
 trace is flat the run is about ``thickness`` long and its darkness-weighted centre is the trace. A
 longer run is a steep stroke crossing the column: its middle is where the stroke crosses the
 column's centre, except at a turning point (an R or S apex) where the stroke comes back: there the
-trace's extreme lies half a thickness inside the run's end (:func:`column_points`). Columns are
+trace's extreme lies half a thickness inside the run's end (:func:`column_points`). Along a steep stroke
+each row crosses the stroke as a short horizontal run of ink, whose darkness-weighted centre is the
+stroke's column at that row (:func:`stroke_points`): a point per row, where a column gives two. Columns are
 mapped to time with the grid pitch (``px_per_s = mm_per_s * px_per_mm``) and to mV with
 ``px_per_mv = mm_per_mv * px_per_mm``, then linearly interpolated at ``i / fs`` (:func:`resample`).
 
@@ -17,6 +19,7 @@ Examples
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -67,11 +70,92 @@ def column_points(top: np.ndarray, bot: np.ndarray, cen: np.ndarray, thick: floa
     single = np.where(apex_up, top + half, np.where(apex_down, bot - half, cen))
     one = np.isfinite(top) & ~(down | up)
     r = (thick - 1.0) / 2.0  # a column sees a stroke within half a line width of its centre
-    xs = np.concatenate([xc[one], xc[down] - r, xc[down] + r, xc[up] - r, xc[up] + r])
-    ys = np.concatenate([single[one], top[down], bot[down], bot[up], top[up]])
+    return merge_points((np.concatenate([xc[one], xc[down] - r, xc[down] + r, xc[up] - r, xc[up] + r]),
+                         np.concatenate([single[one], top[down], bot[down], bot[up], top[up]])))
+
+
+@numba.njit(cache=True, nogil=True)
+def _stroke_points(top, bot, weight, x0, thick, max_width):  # pragma: no cover - compiled
+    n = len(top)
+    size = 0
+    for j in range(n):
+        if np.isfinite(top[j]) and bot[j] - top[j] + 1 > thick + 1.0:
+            size += int(bot[j] - top[j]) + 1
+    xs = np.empty(size)
+    ys = np.empty(size)
+    m = 0
+    w = weight.shape[1]
+    for j in range(n):
+        if not (np.isfinite(top[j]) and bot[j] - top[j] + 1 > thick + 1.0):
+            continue
+        c = x0 + j
+        for y in range(int(top[j]), int(bot[j]) + 1):
+            if weight[y, c] <= 0:
+                continue
+            lo = c
+            hi = c
+            while lo > 0 and weight[y, lo - 1] > 0 and hi - lo + 1 <= max_width:
+                lo -= 1
+            while hi + 1 < w and weight[y, hi + 1] > 0 and hi - lo + 1 <= max_width:
+                hi += 1
+            if hi - lo + 1 > max_width:  # two strokes merged near a turning point, or a shallow slope
+                continue
+            sw = 0.0
+            sx = 0.0
+            for q in range(lo, hi + 1):
+                sw += weight[y, q]
+                sx += weight[y, q] * q
+            xs[m] = sx / sw - x0
+            ys[m] = y
+            m += 1
+    return xs[:m], ys[:m]
+
+
+def stroke_points(top: np.ndarray, bot: np.ndarray, weight: np.ndarray, x0: int, thick: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``(x, y)`` of the steep strokes, one per row they cross (x relative to column ``x0``).
+
+    A column whose run is long (:func:`column_points`: a stroke) is crossed, in each of its rows, by the
+    stroke as a horizontal run of ink about ``thick`` px wide; its darkness-weighted centre is where the
+    stroke's centre line crosses that row. A row whose ink run is wider than ``thick`` (two strokes
+    merged near an R or S apex, or a slope too shallow to be read across rows) gives no point, and
+    duplicate points (a row's run seen from each of its columns) are averaged by :func:`merge_points`.
+    Where a column gives a stroke only at ``x +- r``, rows place it to a few hundredths of a pixel,
+    which is what the steep QRS strokes, the largest part of the error, need.
+
+    Parameters
+    ----------
+    top, bot : float arrays
+        The followed runs (:func:`pipelines.digitizer.trace.follow`), columns ``x0, x0 + 1, ...``.
+    weight : float32 array (h, w)
+        Ink darkness (0 paper .. 1 black) of the page.
+    x0 : int
+        The page column of ``top[0]``.
+    thick : float
+        The flat trace's run length (:func:`thickness`): the widest row run read.
+
+    >>> wt = np.zeros((12, 8), np.float32); wt[1:11, 3] = 1.0; wt[1:11, 4] = 0.5   # a vertical stroke
+    >>> top = np.array([10., 10., 10., 1., 1., 10., 10., 10.]); bot = top + 1; bot[3:5] = 10.
+    >>> x, y = stroke_points(top, bot, wt, 0, 2.0)
+    >>> np.round(x[:3], 3).tolist(), y[:3].tolist()
+    ([3.333, 3.333, 3.333], [1.0, 2.0, 3.0])
+    """
+    return _stroke_points(np.asarray(top, np.float64), np.asarray(bot, np.float64),
+                          np.ascontiguousarray(weight, dtype=np.float32), int(x0), float(thick),
+                          int(np.floor(thick)))
+
+
+def merge_points(*points: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One point per x of several ``(x, y)`` point sets: sorted by x, the y of equal x averaged.
+
+    >>> x, y = merge_points((np.array([0., 2.]), np.array([1., 5.])), (np.array([2., 1.]), np.array([7., 3.])))
+    >>> x.tolist(), y.tolist()
+    ([0.0, 1.0, 2.0], [1.0, 3.0, 6.0])
+    """
+    xs = np.concatenate([p[0] for p in points])
+    ys = np.concatenate([p[1] for p in points])
     ux, inv = np.unique(xs, return_inverse=True)
-    uy = np.bincount(inv, weights=ys) / np.bincount(inv)
-    return ux, uy
+    return ux, np.bincount(inv, weights=ys) / np.bincount(inv)
 
 
 def fill_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .calibrate import column_points, fill_gaps, resample, thickness
+from .calibrate import column_points, fill_gaps, merge_points, resample, stroke_points, thickness
 from .grid import deskew, grid_pitch, masks, skew_degrees
 from .trace import follow, lead_rows, trace_extent, trace_mask
 
@@ -114,34 +114,62 @@ def _pulse_base(ink: np.ndarray, weight: np.ndarray, x_end: int, row: int, half:
     return float(lo + (w * np.arange(w.shape[0])[:, None]).sum() / max(float(w.sum()), 1e-9))
 
 
-def trace_ends(weight: np.ndarray, traces: np.ndarray, x0: int, x1: int, depth: int = 2, ref: int = 2
-               ) -> tuple[float, float]:
+def trace_ends(weight: np.ndarray, traces: np.ndarray, x0: int, x1: int) -> tuple[float, float]:
     """Sub-pixel left and right ends of a trace whose ink spans columns ``x0..x1`` of a lead's band.
 
-    An anti-aliased line ending inside a column darkens it in proportion to the part it covers, so each
-    end is its outermost ink column's outer edge moved in by the uncovered fraction of the ``depth``
-    outermost columns (ink darkness over that of the ``ref`` columns beyond them). Whole-pixel ends would
-    put the centre of the trace, hence every sample's time, up to half a pixel (one sample at 200 dpi
-    and 360 Hz) off.
+    An anti-aliased line ending inside a column darkens it in proportion to the part it covers. Each
+    end is its outermost ink column's outer edge, moved in by the part of that column the line leaves
+    uncovered and out by the part of the column beyond it that the line's fringe covers (too faint to
+    be ink), both as fractions of the ink of the next column inwards: the column nearest the end, so
+    that a trace that slopes or turns near its end changes the reference least. Whole-pixel ends
+    would put the centre of the trace, hence every sample's time, up to half a pixel (one sample at
+    200 dpi and 360 Hz) off; on the clean MIT-BIH strips these ends place the centre with an error of
+    sd 0.10 px (0.26 px with the two outermost columns against the median of the two after them;
+    benchmarks/bench_digitize_error.py).
 
     >>> w = np.zeros((5, 12), np.float32); w[2, 2:10] = 1.0; w[2, 1] = 0.25; w[2, 10] = 0.75
-    >>> trace_ends(w, w > 0, 1, 10, depth=2, ref=4)
+    >>> trace_ends(w, w > 0.2, 1, 10)
     (1.25, 10.25)
+    >>> w[2, 0] = 0.125                   # the left end's faint fringe, beyond its ink
+    >>> trace_ends(w, w > 0.2, 1, 10)
+    (1.125, 10.25)
     """
-    near = cv2.dilate(traces.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    mass = np.where(near, weight, 0.0).sum(axis=0, dtype=np.float64)
+    width = traces.shape[1]
 
-    def uncovered(cols: np.ndarray, ref_cols: np.ndarray) -> float:
-        full = float(np.median(mass[ref_cols])) if len(ref_cols) else 0.0
-        if full <= 0:
+    def column_mass(col: int) -> float:
+        """Darkness of column ``col`` over the trace ink and its 3 x 3 neighbourhood (0 off the page)."""
+        if not 0 <= col < width:
             return 0.0
-        return float(np.clip(1.0 - mass[cols] / full, 0.0, 1.0).sum())
+        lo, hi = max(0, col - 1), min(width, col + 2)
+        near = cv2.dilate(np.ascontiguousarray(traces[:, lo:hi]).view(np.uint8), np.ones((3, 3), np.uint8))
+        return float(np.where(near[:, col - lo].astype(bool), weight[:, col], 0.0).sum(dtype=np.float64))
 
-    depth = max(0, min(depth, (x1 - x0 + 1) // 4))
-    ref = max(1, min(ref, (x1 - x0 + 1) // 4))
-    left = x0 - 0.5 + uncovered(np.arange(x0, x0 + depth), np.arange(x0 + depth, x0 + depth + ref))
-    right = x1 + 0.5 - uncovered(np.arange(x1 - depth + 1, x1 + 1), np.arange(x1 - depth - ref + 1, x1 - depth + 1))
-    return left, right
+    def end(col: int, inwards: int) -> float:
+        full = column_mass(col + inwards) if x0 <= col + inwards <= x1 else 0.0
+        if full <= 0:
+            return col - 0.5 * inwards
+        uncovered = min(max(1.0 - column_mass(col) / full, 0.0), 1.0)
+        fringe = min(max(column_mass(col - inwards) / full, 0.0), 1.0)
+        return float(col - 0.5 * inwards + inwards * (uncovered - fringe))
+
+    return end(x0, 1), end(x1, -1)
+
+
+def _start_row(traces: np.ndarray, top: int, bottom: int, x0: int, row: float, look: int = 3) -> float:
+    """Where to start following a lead: in the first of the columns ``x0 .. x0 + look - 1`` with trace ink
+    in the lead's band (rows ``top .. bottom - 1``), the ink row nearest the lead's ``row``; ``row``
+    if there is none. Only the band's ink: where a lead starts a pixel later than its neighbour, or
+    clipped at the page's edge far from its row, the neighbour's first column is nearer.
+
+    >>> t = np.zeros((10, 6), bool); t[1, 0:] = True; t[8, 1:] = True    # lead 2 starts one column later
+    >>> _start_row(t, 5, 10, 0, 6.0), _start_row(t, 0, 5, 0, 3.0)
+    (8.0, 1.0)
+    """
+    for col in range(x0, min(x0 + look, traces.shape[1])):
+        ink_rows = top + np.nonzero(traces[top:bottom, col])[0]
+        if len(ink_rows):
+            return float(ink_rows[np.argmin(np.abs(ink_rows - row))])
+    return float(row)
 
 
 def _runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
@@ -275,8 +303,7 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         own = trace_extent(labels, stats, slice(max(0, row - quarter), row + quarter), min_width)
         if own is not None and own[1] - own[0] >= 0.95 * (x1 - x0):  # one piece: its own ends
             x0, x1 = own
-        ink_rows = np.nonzero(traces[:, x0])[0]  # the trace's first column: start on its ink nearest the row
-        start = float(ink_rows[np.argmin(np.abs(ink_rows - row))]) if len(ink_rows) else float(row)
+        start = _start_row(traces, bounds[k], bounds[k + 1], x0, float(row))
         followed.append((x0, x1, *follow(ink, weight, x0, x1, start, reach=0.6 * px_per_mv, home=float(row))))
     # one pen draws every lead: the thinnest lead's estimate (a noisy lead has few flat columns)
     thick = min(thickness(top, bot) for _, _, top, bot, _ in followed)
@@ -299,7 +326,7 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         gap = int(config.max_gap_ms / 1000 * px_per_s)
         covered = np.zeros(w, dtype=bool)
         covered[x0:x1 + 1] = np.isfinite(fill_gaps(np.where(np.isfinite(top), 0.0, np.nan), gap))
-        xs, ys = column_points(top, bot, cen, thick)
+        xs, ys = merge_points(column_points(top, bot, cen, thick), stroke_points(top, bot, weight, x0, thick))
         xs = xs + x0
         n, x_first = lengths[k], firsts[k]
         base = _pulse_base(ink, weight, x0, int(row), int(0.5 * (bounds[k + 1] - bounds[k])), px_per_mv, thick) \
