@@ -6,7 +6,8 @@ stage's output (``datasets/digitized/clean.parquet``) and prints:
 1. the mean Challenge SNR per lead, and the same after the best fractional time shift of each lead found
    *with the truth* (an upper bound of what a perfect time origin would give; 20 samples trimmed at each end
    for the shift; leads below 5 dB, which follow the wrong trace, left out and counted);
-2. the leads that score worst (the wrong-trace cases);
+2. the leads that score worst (the wrong-trace cases), and the squared error split by the plotted trace's
+   slope (the steep QRS strokes hold most of it);
 3. on every ``--step``-th strip, digitised again with :func:`pipelines.digitizer.strip.trace_ends` observed:
    each trace end against the truth's first/last plotted x (px), the error of their centre (which places the
    time origin), and how the two leads' centre errors correlate (why one shared origin helps less than half).
@@ -42,8 +43,12 @@ def fractional_shift(y: np.ndarray, s: float) -> np.ndarray:
     return np.fft.irfft(np.fft.rfft(y) * np.exp(-2j * np.pi * f * s), len(y))
 
 
+SLOPES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, np.inf)   # |dy/dx| of the plotted trace, px per px
+
+
 def snr_bounds(truth: list[dict], digitized: dict) -> None:
     snr, trimmed, shifted, worst, wrong = [], [], [], [], 0
+    err_by_slope, n_by_slope = np.zeros(len(SLOPES) - 1), np.zeros(len(SLOPES) - 1)
     for row in truth:
         for k, lead in enumerate(row["leads"]):
             x = np.asarray(row["signal"][k], np.float64)
@@ -56,11 +61,19 @@ def snr_bounds(truth: list[dict], digitized: dict) -> None:
                 wrong += 1
                 continue
             trimmed.append(compute_snr(x[TRIM:-TRIM], y[TRIM:-TRIM]))
+            slope = np.abs(np.gradient(np.asarray(row["plotted_y"][k]), np.asarray(row["plotted_x"][k])))
+            where = np.clip(np.digitize(slope, SLOPES) - 1, 0, len(SLOPES) - 2)
+            err_by_slope += np.bincount(where, weights=(y - x) ** 2, minlength=len(SLOPES) - 1)
+            n_by_slope += np.bincount(where, minlength=len(SLOPES) - 1)
             shifted.append(max(compute_snr(x[TRIM:-TRIM], fractional_shift(y, -d)[TRIM:-TRIM]) for d in SHIFTS))
     print(f"clean leads: {len(snr)}; mean SNR {np.mean(snr):.2f} dB")
     print(f"  without the {wrong} leads below 5 dB, ends trimmed: {np.mean(trimmed):.2f} dB; with the truth's "
           f"best time shift per lead: {np.mean(shifted):.2f} dB (upper bound of a perfect time origin)")
     print("  worst leads: " + ", ".join(f"{sid} {lead} {s:.1f} dB" for s, sid, lead in sorted(worst)[:5]))
+    share = err_by_slope / err_by_slope.sum()
+    print("  squared error by the plotted trace's slope (px per px; leads >= 5 dB): " + ", ".join(
+        f"{lo:g}-{hi:g}: {n / n_by_slope.sum():.1%} of samples, {e:.1%} of error"
+        for lo, hi, n, e in zip(SLOPES[:-1], SLOPES[1:], n_by_slope, share)))
 
 
 def end_errors(truth: list[dict], step: int) -> None:
@@ -103,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--digitized", default=str(ROOT / "datasets/digitized/clean.parquet"))
     ap.add_argument("--step", type=int, default=3)
     args = ap.parse_args(argv)
-    truth = read_paper(args.paper, columns=["strip_id", "leads", "fs", "signal", "image", "plotted_x"]).to_pylist()
+    truth = read_paper(args.paper, columns=["strip_id", "leads", "fs", "signal", "image", "plotted_x",
+                                            "plotted_y"]).to_pylist()
     digitized = {(r["strip_id"], r["lead"]): r["signal"] for r in pq.read_table(args.digitized).to_pylist()}
     snr_bounds(truth, digitized)
     end_errors(truth, args.step)
