@@ -197,3 +197,37 @@ def test_steep_strokes_are_read_across_rows():
     assert len(x) >= 50
     truth_x = 40.3 + (y - 5.0) / 90.0 * 1.8 - 39
     assert np.abs(x - truth_x).max() < 0.2 and np.abs(x - truth_x).mean() < 0.08
+
+
+def test_stroke_points_edge_cases():
+    from pipelines.digitizer.calibrate import stroke_points
+    wt = np.zeros((12, 8), np.float32)
+    wt[1:11, 3] = 1.0
+    top = np.array([10., 10., 10., 1., 10., 10., 10., 10.])
+    bot = top + 1
+    bot[3] = 10.
+    assert len(stroke_points(top, bot, wt, 0, 2.0)[0]) == 10
+    wide = wt.copy()
+    wide[1:11, 1:7] = 1.0                     # a row run 6 px wide (merged strokes): no point
+    assert len(stroke_points(top, bot, wide, 0, 2.0)[0]) == 0
+    for thick in (float("nan"), 0.5):         # no thickness measured: no points, no error
+        assert len(stroke_points(top, bot, wt, 0, thick)[0]) == 0
+    assert len(stroke_points(np.full(8, np.nan), np.full(8, np.nan), wt, 0, 2.0)[0]) == 0
+    with pytest.raises(ValueError, match="outside the page"):
+        stroke_points(top, bot, wt, 3, 2.0)   # columns 3..10 of an 8-column page
+    edge = np.zeros((12, 8), np.float32)
+    edge[1:11, 0] = 1.0                       # a stroke in the page's first column
+    t0 = np.array([1., 10., 10.])
+    assert stroke_points(t0, np.array([10., 11., 11.]), edge, 0, 2.0)[0].tolist() == [0.0] * 10
+
+
+def test_trace_ends_and_start_row_at_the_page_edges():
+    from pipelines.digitizer.strip import _start_row, trace_ends
+    w = np.zeros((5, 12), np.float32)
+    w[2, :] = 1.0                             # a trace from the first column to the last
+    assert trace_ends(w, w > 0.2, 0, 11) == (-0.5, 11.5)
+    w[2, 0] = 0.5
+    assert trace_ends(w, w > 0.2, 0, 11) == (0.0, 11.5)
+    t = np.zeros((10, 6), bool)
+    t[1, :] = True                            # ink only in the upper band
+    assert _start_row(t, 5, 10, 0, 7.0) == 7.0    # the lower band has none: its own row

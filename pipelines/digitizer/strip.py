@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .calibrate import column_points, fill_gaps, merge_points, resample, stroke_points, thickness
+from .calibrate import fill_gaps, resample, thickness, trace_points
 from .grid import deskew, grid_pitch, masks, skew_degrees
 from .trace import follow, lead_rows, trace_extent, trace_mask
 
@@ -130,26 +130,33 @@ def trace_ends(weight: np.ndarray, traces: np.ndarray, x0: int, x1: int) -> tupl
     >>> w = np.zeros((5, 12), np.float32); w[2, 2:10] = 1.0; w[2, 1] = 0.25; w[2, 10] = 0.75
     >>> trace_ends(w, w > 0.2, 1, 10)
     (1.25, 10.25)
-    >>> w[2, 0] = 0.125                   # the left end's faint fringe, beyond its ink
+    >>> w[2, 0] = 0.125; w[2, 11] = 0.125  # each end's faint fringe, beyond its ink
+    >>> trace_ends(w, w > 0.2, 1, 10)
+    (1.125, 10.375)
+    >>> w[2, 11] = 1.0                    # another trace's ink there: not this end's fringe
     >>> trace_ends(w, w > 0.2, 1, 10)
     (1.125, 10.25)
     """
     width = traces.shape[1]
 
-    def column_mass(col: int) -> float:
-        """Darkness of column ``col`` over the trace ink and its 3 x 3 neighbourhood (0 off the page)."""
+    def column_mass(col: int, fringe: bool = False) -> float:
+        """Darkness of column ``col`` over the trace ink and its 3 x 3 neighbourhood (0 off the page);
+        ``fringe``: over the neighbourhood only (another trace's ink there is not this end's fringe)."""
         if not 0 <= col < width:
             return 0.0
         lo, hi = max(0, col - 1), min(width, col + 2)
         near = cv2.dilate(np.ascontiguousarray(traces[:, lo:hi]).view(np.uint8), np.ones((3, 3), np.uint8))
-        return float(np.where(near[:, col - lo].astype(bool), weight[:, col], 0.0).sum(dtype=np.float64))
+        near = near[:, col - lo].astype(bool)
+        if fringe:
+            near &= ~traces[:, col]
+        return float(np.where(near, weight[:, col], 0.0).sum(dtype=np.float64))
 
     def end(col: int, inwards: int) -> float:
         full = column_mass(col + inwards) if x0 <= col + inwards <= x1 else 0.0
         if full <= 0:
             return col - 0.5 * inwards
         uncovered = min(max(1.0 - column_mass(col) / full, 0.0), 1.0)
-        fringe = min(max(column_mass(col - inwards) / full, 0.0), 1.0)
+        fringe = min(max(column_mass(col - inwards, fringe=True) / full, 0.0), 1.0)
         return float(col - 0.5 * inwards + inwards * (uncovered - fringe))
 
     return end(x0, 1), end(x1, -1)
@@ -326,7 +333,7 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         gap = int(config.max_gap_ms / 1000 * px_per_s)
         covered = np.zeros(w, dtype=bool)
         covered[x0:x1 + 1] = np.isfinite(fill_gaps(np.where(np.isfinite(top), 0.0, np.nan), gap))
-        xs, ys = merge_points(column_points(top, bot, cen, thick), stroke_points(top, bot, weight, x0, thick))
+        xs, ys = trace_points(top, bot, cen, weight, x0, thick)
         xs = xs + x0
         n, x_first = lengths[k], firsts[k]
         base = _pulse_base(ink, weight, x0, int(row), int(0.5 * (bounds[k + 1] - bounds[k])), px_per_mv, thick) \
