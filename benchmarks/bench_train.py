@@ -12,7 +12,8 @@ that they hold on a noisy shared machine):
    shared machine disturb much less than wall-clock rates;
 3. CPU options, as ratios vs the default: thread pools, XLA ``jit_compile``, oneDNN off
    (``TF_ENABLE_ONEDNN_OPTS=0``), ``mixed_bfloat16``, ``channels_first``, op determinism off;
-4. end-to-end small_cnn training fed by the stream, and the pipeline / training ratio (target >= 10);
+4. end-to-end small_cnn training fed by the stream, by its ``cache=True`` form (what the train stage
+   uses) and by in-memory batches, and the pipeline / training ratio (target >= 10);
 5. the models as params.yaml's default runs train them (small_cnn, crnn, vgg: width, input size, batch,
    rhythm branch), training images/s, peak RSS, and the input pipeline's rate against each.
 
@@ -157,11 +158,14 @@ def run_worker(cfg: dict, env: dict | None = None, timeout: int = 900) -> dict:
     return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]}
 
 
-def bench_end_to_end(images_dir: Path, batch: int, limit: int = 0, rounds: int = 2) -> dict:
-    """small_cnn fed by the stream vs by the same batches held in memory, alternated in one process.
+def bench_end_to_end(images_dir: Path, batch: int, feed: str, limit: int = 0, epochs: int = 2,
+                     input_size: int = 32) -> dict:
+    """small_cnn (with the rhythm branch of the default runs) trained from one feed, in this process alone.
 
-    Both feeds carry the same images, labels and sample weights and are shuffled; the ratio
-    stream / memory is what the input pipeline costs the training (1.0: nothing).
+    Feeds: ``memory`` (the batches held as tensors, ``from_tensor_slices``), ``stream`` (``make_dataset``:
+    Parquet -> PNG decode -> a Python generator) and ``cached`` (``make_dataset(cache=True)``: decoded once,
+    batches gathered in TensorFlow, what the train stage uses). One feed a process: a generator's
+    tf.data pipeline, once iterated, slows every later fit in its process, so feeds are not alternated.
     """
     import numpy as np
     import tensorflow as tf
@@ -177,21 +181,30 @@ def bench_end_to_end(images_dir: Path, batch: int, limit: int = 0, rounds: int =
     rows = np.flatnonzero((images.rows["crop"].to_numpy() == 0) & (y >= 0))
     rows = rows[:limit or 10000]
     sel = Selection.of(rows, np.zeros(rows.size, np.int8), y[rows])
-    stream = make_dataset(images, sel, input_size=64, batch_size=batch, shuffle=True, seed=0, shuffle_buffer=8192,
-                          weights=class_weights(sel.y, len(classes), "balanced"))
-    x, yy, w = (np.concatenate(a) for a in zip(*[(b[0].numpy(), b[1].numpy(), b[2].numpy()) for b in stream]))
-    memory = tf.data.Dataset.from_tensor_slices((x, yy, w)).shuffle(8192, seed=0).batch(batch).prefetch(2)
-    model = compile_model(build_model("small_cnn", len(classes), input_size=64), learning_rate=1e-3,
-                          jit_compile=False)
-    model.fit(memory.take(3), epochs=1, verbose=0)
-    out: dict[str, list[dict]] = {"memory": [], "stream": []}
-    for _ in range(rounds):
-        for name, ds in (("memory", memory), ("stream", stream)):
-            t0, c0 = time.perf_counter(), _cpu_s()
-            model.fit(ds, epochs=1, verbose=0)
-            dt = time.perf_counter() - t0
-            out[name].append({"images_per_s": len(sel) / dt, "cpu_us": 1e6 * (_cpu_s() - c0) / len(sel)})
-    return {k: {m: sum(r[m] for r in v) / len(v) for m in ("images_per_s", "cpu_us")} for k, v in out.items()}
+    # the default runs' input: an image and the rhythm branch's 14 RR + template features (values random here)
+    feats = np.random.default_rng(0).normal(size=(len(sel), 14)).astype(np.float32)
+    kw = dict(input_size=input_size, batch_size=batch, shuffle=True, seed=0, shuffle_buffer=8192,
+              weights=class_weights(sel.y, len(classes), "balanced"), features=feats)
+    t0 = time.perf_counter()
+    if feed == "stream":
+        ds = make_dataset(images, sel, **kw)
+    else:
+        ds = make_dataset(images, sel, cache=True, **kw)
+        if feed == "memory":
+            x, f, yy, w = (np.concatenate(a) for a in zip(*[(b[0]["image"].numpy(), b[0]["rhythm"].numpy(),
+                                                              b[1].numpy(), b[2].numpy()) for b in ds]))
+            ds = (tf.data.Dataset.from_tensor_slices(({"image": x, "rhythm": f}, yy, w)).shuffle(8192, seed=0)
+                  .batch(batch).prefetch(2))
+    setup_s = time.perf_counter() - t0
+    model = compile_model(build_model("small_cnn", len(classes), input_size=input_size, width=0.5,
+                                      rhythm_features=14, timed=(1,), timed_features=3),
+                          learning_rate=1e-3, jit_compile=False)
+    model.fit(ds.take(3), epochs=1, verbose=0)                      # trace outside the timing
+    t0, c0 = time.perf_counter(), _cpu_s()
+    model.fit(ds, epochs=epochs, verbose=0)
+    dt = time.perf_counter() - t0
+    n = epochs * len(sel)
+    return {"images_per_s": n / dt, "cpu_us": 1e6 * (_cpu_s() - c0) / n, "setup_s": setup_s}
 
 
 def main() -> None:
@@ -205,7 +218,9 @@ def main() -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        cfg = json.loads(args.worker)
+        print(json.dumps(bench_end_to_end(Path(cfg["images"]), cfg["batch"], cfg["feed"], limit=cfg["limit"])
+                         if "feed" in cfg else worker(cfg)))
         return
     import platform
 
@@ -314,12 +329,25 @@ def section_training(args, results: dict) -> None:
 
 def section_ratios(images_dir: Path, args, pipe: dict, results: dict) -> None:
     print("\n## 4. end-to-end, and pipeline / training ratios (target >= 10)")
-    e2e = bench_end_to_end(images_dir, 256, limit=min(args.limit, 10000) if args.limit else 10000)
-    m, st = e2e["memory"], e2e["stream"]
-    print(f"small_cnn b256, 10,000 images an epoch, same process, feeds alternated (mean of 2 epochs each): "
-          f"from memory {m['images_per_s']:,.0f} images/s ({m['cpu_us']:,.0f} CPU us/image), from the stream "
-          f"{st['images_per_s']:,.0f} images/s ({st['cpu_us']:,.0f} CPU us/image): stream/memory = "
-          f"{st['images_per_s'] / m['images_per_s']:.2f}x")
+    n = min(args.limit, 10000) if args.limit else 10000
+    runs: dict[str, list[dict]] = {"memory": [], "stream": [], "cached": []}
+    for _ in range(2):
+        for feed in runs:
+            r = run_worker({"images": str(images_dir), "batch": 128, "feed": feed, "limit": n})
+            if "error" in r:
+                print(f"{feed}: {r['error']}")
+                return
+            runs[feed].append(r)
+    m, st, ca = ({k: sum(r[k] for r in rs) / len(rs) for k in ("images_per_s", "cpu_us", "setup_s")}
+                 for rs in runs.values())
+    print(f"small_cnn width 0.5, 32 px + rhythm branch (14 features), batch 128, {n:,} images x 2 epochs, one "
+          f"process a feed, feeds alternated, mean of 2 processes each: from memory {m['images_per_s']:,.0f} "
+          f"images/s ({m['cpu_us']:,.0f} CPU us/image); from the stream {st['images_per_s']:,.0f} images/s "
+          f"({st['cpu_us']:,.0f} CPU us/image), stream/memory = {st['images_per_s'] / m['images_per_s']:.2f}x; "
+          f"from the stream's cache=True form (decoded once in {ca['setup_s']:.1f} s) {ca['images_per_s']:,.0f} "
+          f"images/s ({ca['cpu_us']:,.0f} CPU us/image), cached/memory = "
+          f"{ca['images_per_s'] / m['images_per_s']:.2f}x, cached/stream = "
+          f"{ca['images_per_s'] / st['images_per_s']:.2f}x")
     if not pipe or not results:
         return
     print("Ratio, wall: pipeline images/s over training images/s, each measured alone. Ratio, CPU time: "

@@ -274,6 +274,63 @@ def test_stream_reads_only_the_needed_row_groups_and_only_image_bytes(images, mo
     assert {c[2] for c in calls} == {("image.bytes",)}
 
 
+def _batches(ds):
+    return [tuple(np.asarray(t) for t in (b[0]["image"], b[0]["rhythm"], *b[1:])) for b in ds]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_cached_stream_gives_the_same_batches_and_reads_the_shards_once(images, monkeypatch, shuffle):
+    calls = []
+    original = pq.ParquetFile.read_row_group
+
+    def spy(self, i, columns=None, **kw):
+        calls.append(i)
+        return original(self, i, columns=columns, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    y, classes, _ = label_rows(images.rows, "aami")
+    rows = np.flatnonzero(y >= 0)                                           # originals and crops
+    sel = Selection(rows, np.zeros(rows.size, np.int8), y[rows])
+    feats = np.arange(len(sel) * 2, dtype=np.float32).reshape(-1, 2)
+    w = class_weights(sel.y, len(classes), "balanced")
+    kw = dict(input_size=12, batch_size=7, shuffle=shuffle, seed=3, shuffle_buffer=20, weights=w, features=feats)
+    plain = make_dataset(images, sel, **kw)
+    cached = make_dataset(images, sel, cache=True, **kw)
+    n_groups = len(set(map(tuple, images.rows[["shard", "row_group"]].to_numpy()[sel.rows])))
+    assert len(calls) == n_groups                                           # read once, when made
+    assert cached.cardinality().numpy() == plain.cardinality().numpy() == -(-len(sel) // 7)
+    for epoch in range(3):
+        a = _batches(plain)
+        calls.clear()
+        b = _batches(cached)
+        assert not calls                                                    # every epoch from memory
+        assert len(a) == len(b) == -(-len(sel) // 7)
+        for x, z in zip(a, b):
+            assert x[0].dtype == z[0].dtype == np.float32
+            for u, v in zip(x, z):
+                np.testing.assert_array_equal(u, v)
+    if shuffle:
+        assert not np.array_equal(a[0][0], _batches(cached)[0][0])         # still reshuffled every epoch
+
+
+def test_cached_stream_after_an_unfinished_epoch_and_without_weights(images):
+    sel, _ = originals(images)
+    kw = dict(input_size=24, batch_size=5, shuffle=True, seed=1, shuffle_buffer=20)
+    plain, cached = make_dataset(images, sel, **kw), make_dataset(images, sel, cache=True, **kw)
+    for ds in (plain, cached):
+        next(iter(ds))                                                      # an epoch left unfinished
+    for _ in range(2):
+        pa_, pb = [np.concatenate([t.numpy() for t in part]) for part in zip(*plain)], \
+            [np.concatenate([t.numpy() for t in part]) for part in zip(*cached)]
+        assert len(pa_) == len(pb) == 2                                     # (x, y): no weights
+        for u, v in zip(pa_, pb):
+            np.testing.assert_array_equal(u, v)
+        np.testing.assert_array_equal(np.sort(np.round(pb[0].reshape(len(sel), -1) * 255).astype(np.uint8), axis=0),
+                                      np.sort(stored_images(images, sel.rows).reshape(len(sel), -1), axis=0))
+    with pytest.raises(ConfigError, match="cv2"):
+        make_dataset(images, sel, cache=True, decoder="tf", **kw)
+
+
 def test_crops_made_at_load_time_when_not_materialised(tmp_path):
     import pipelines.imaging.crops as crops_mod
     root = write_shards(tmp_path / "a", RECORDS, size=32, n_shards=2, row_group_rows=8,
@@ -294,8 +351,9 @@ def test_crops_made_at_load_time_when_not_materialised(tmp_path):
     assert len(train) == len(fold.train) + 9 * n_aug
     assert (train.crop[symbols[train.rows] == "N"] == 0).all()
     assert (crop[sels["test"].rows] == 0).all() and (sels["test"].crop == 0).all()
-    for decoder in ("cv2", "tf"):
-        ds = make_dataset(images, train, input_size=32, batch_size=16, shuffle=False, seed=0, decoder=decoder)
+    for decoder, cache in (("cv2", False), ("tf", False), ("cv2", True)):
+        ds = make_dataset(images, train, input_size=32, batch_size=16, shuffle=False, seed=0, decoder=decoder,
+                          cache=cache)
         x = np.round(np.concatenate([b[0].numpy() for b in ds])[..., 0] * 255).astype(np.uint8)
         base = stored_images(images, train.rows)
         nine = crops_mod.nine_crops(base, crop=24, offsets=(0, 4, 8), interpolation="linear")

@@ -440,6 +440,7 @@ class TrainParams(Section):
     crnn: Optional[ModelParams] = None
     mixed_precision: Precision
     shuffle_buffer: Annotated[int, Field(ge=1)]
+    image_cache_mb: Annotated[int, Field(ge=0)] = 1024   # per side; 0 = re-read every epoch
 
     @model_validator(mode="after")
     def _runs_resolve(self) -> "TrainParams":
