@@ -29,7 +29,35 @@ Examples
 from __future__ import annotations
 
 import importlib
+import os
+import platform
 from typing import Any
+
+
+def _pin_blas_kernels() -> None:
+    """Make OpenBLAS use its AVX2 ("Haswell") kernels on every x86-64 CPU that has AVX2.
+
+    Data outputs must be byte-identical on every machine (DVC caches them by hash), but OpenBLAS picks
+    its kernels by CPU, and its AVX-512 ("SkylakeX") kernels round differently from the AVX2 ones that
+    an AMD EPYC gets: scipy's ``sosfiltfilt`` (its initial conditions solve a small linear system
+    through LAPACK) changed the last bit of the float32 template columns of 12 of 109,870 beats, and so
+    the beats table and the image shards, between an Intel Xeon and an AMD EPYC. OpenBLAS reads
+    ``OPENBLAS_CORETYPE`` when numpy or scipy first loads it, so this runs before this package imports
+    either (``python -m pipelines.<stage>`` imports this file first). A value already set is kept;
+    non-x86 machines and CPUs without AVX2 (which cannot run those kernels) are left alone.
+    """
+    if "OPENBLAS_CORETYPE" in os.environ or platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return
+    if "avx2" in flags and "fma" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
+_pin_blas_kernels()
 
 #: Public name -> the module that owns it. Static, so that tools (and ``tests/test_dvc_yaml.py``)
 #: can resolve ``from pipelines import X`` to the file that defines ``X``.

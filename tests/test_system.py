@@ -22,3 +22,33 @@ def test_no_cgroup_file_means_the_affinity_mask(tmp_path, monkeypatch):
     monkeypatch.setattr(_system, "CGROUP_CPU_MAX", tmp_path / "absent")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     assert _system.usable_cpus() == 3
+
+
+def _openblas_cores(env: dict) -> list[str]:
+    import json
+    import subprocess
+    import sys
+
+    code = ("import pipelines, numpy, scipy.linalg, threadpoolctl, json; print(json.dumps([i.get('architecture') "
+            "for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas']))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _has_avx2() -> bool:
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    return "avx2" in flags and "fma" in flags
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo") or not _has_avx2(), reason="an x86-64 CPU with AVX2")
+def test_importing_pipelines_first_pins_openblas_to_its_avx2_kernels():
+    """numpy's and scipy's OpenBLAS both run the same kernels on every such CPU (byte-identical data outputs)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    cores = _openblas_cores(env)
+    assert len(cores) == 2 and set(cores) == {"Haswell"}                   # numpy's and scipy's libraries
+    assert set(_openblas_cores({**env, "OPENBLAS_CORETYPE": "Sandybridge"})) == {"Sandybridge"}  # a choice is kept
