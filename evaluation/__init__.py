@@ -10,6 +10,8 @@ Public API::
 The stage: ``python -m evaluation.evaluate --params params.yaml --models models
 --detector reports/detector.json --out reports`` (see ``docs/evaluation.md``).
 """
+import pipelines  # noqa: F401  (first: it pins OpenBLAS's kernels before numpy loads it, docs/architecture.md)
+
 from .ec57 import EC57_CLASSES, ec57_confusion, ec57_exclusions, ec57_scores
 from .metrics import (CLASS_METRICS, classification_scores, confusion_matrix, downsample_curve,
                       encode_labels, nan_mean, nan_std, one_vs_rest_auc, overall_accuracy, per_class_scores,

@@ -24,13 +24,13 @@ def test_no_cgroup_file_means_the_affinity_mask(tmp_path, monkeypatch):
     assert _system.usable_cpus() == 3
 
 
-def _openblas_cores(env: dict) -> list[str]:
+def _openblas_cores(env: dict, first: str = "pipelines") -> list[str]:
     import json
     import subprocess
     import sys
 
-    code = ("import pipelines, numpy, scipy.linalg, threadpoolctl, json; print(json.dumps([i.get('architecture') "
-            "for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas']))")
+    code = ("import {first}, numpy, scipy.linalg, threadpoolctl, json; print(json.dumps([i.get('architecture') "
+            "for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas']))").format(first=first)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -49,6 +49,7 @@ def _has_avx2() -> bool:
 def test_importing_pipelines_first_pins_openblas_to_its_avx2_kernels():
     """numpy's and scipy's OpenBLAS both run the same kernels on every such CPU (byte-identical data outputs)."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    cores = _openblas_cores(env)
-    assert len(cores) == 2 and set(cores) == {"Haswell"}                   # numpy's and scipy's libraries
+    for first in ("pipelines", "evaluation", "training"):                  # what every stage imports first
+        cores = _openblas_cores(env, first)
+        assert len(cores) >= 2 and set(cores) == {"Haswell"}, (first, cores)  # numpy's, scipy's (and others)
     assert set(_openblas_cores({**env, "OPENBLAS_CORETYPE": "Sandybridge"})) == {"Sandybridge"}  # a choice is kept
