@@ -46,15 +46,20 @@ def _pin_blas_kernels() -> None:
     either (``python -m pipelines.<stage>`` imports this file first). A value already set is kept;
     non-x86 machines and CPUs without AVX2 (which cannot run those kernels) are left alone.
     """
-    if "OPENBLAS_CORETYPE" in os.environ or platform.machine().lower() not in ("x86_64", "amd64"):
-        return
+    if "OPENBLAS_CORETYPE" not in os.environ and _avx2_x86():
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
+def _avx2_x86() -> bool:
+    """True on an x86-64 CPU with AVX2 and FMA (read from ``/proc/cpuinfo``; False where it is absent)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()
     except OSError:
-        return
-    if "avx2" in flags and "fma" in flags:
-        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+        return False
+    return "avx2" in flags and "fma" in flags
 
 
 _pin_blas_kernels()

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+import pipelines
 from pipelines.core import system as _system
 
 
@@ -35,17 +36,7 @@ def _openblas_cores(env: dict, first: str = "pipelines") -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _has_avx2() -> bool:
-    import platform
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    with open("/proc/cpuinfo") as f:
-        flags = next((line for line in f if line.startswith("flags")), "").split()
-    return "avx2" in flags and "fma" in flags
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo") or not _has_avx2(), reason="an x86-64 CPU with AVX2")
+@pytest.mark.skipif(not pipelines._avx2_x86(), reason="an x86-64 CPU with AVX2 and FMA")
 def test_importing_pipelines_first_pins_openblas_to_its_avx2_kernels():
     """numpy's and scipy's OpenBLAS both run the same kernels on every such CPU (byte-identical data outputs)."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
