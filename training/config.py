@@ -58,8 +58,8 @@ class RunConfig:
     selection_min_beats: int = 50
     rhythm_features: tuple[str, ...] = ()
     template_features: tuple[str, ...] = ()
-    #: decoded training/validation images kept after the first epoch, MB per side (speed only: the batches
-    #: are the same with or without; training.data.make_dataset's ``cache``)
+    #: a fold side (training, validation, test) is decoded once, before training, and held in memory when
+    #: it fits this many MB (speed only: the batches are the same either way; make_dataset's ``cache``)
     image_cache_mb: int = 1024
     image_dropout: float = 0.0
     timed_classes: tuple[str, ...] = ()

@@ -340,6 +340,12 @@ class _Reader:
         self.epoch = 0
         self.crop_params = images.crop_params
 
+    def _group_entries(self) -> list[np.ndarray]:
+        """Selection indices of each row group (``self.groups`` order), in selection order within a group."""
+        by_group = np.argsort(self.group_of, kind="stable")
+        starts = np.searchsorted(self.group_of[by_group], np.arange(self.groups.size + 1))
+        return [by_group[starts[g]:starts[g + 1]] for g in range(self.groups.size)]
+
     def _entry_windows(self) -> Iterator[np.ndarray]:
         """One epoch of windows of selection indices, in the order they are streamed.
 
@@ -349,12 +355,11 @@ class _Reader:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         order = rng.permutation(self.groups.size) if self.shuffle else np.arange(self.groups.size)
-        by_group = np.argsort(self.group_of, kind="stable")      # entries of each group, in selection order
-        starts = np.searchsorted(self.group_of[by_group], np.arange(self.groups.size + 1))
+        of_group = self._group_entries()
         window: list[np.ndarray] = []
         n_window = 0
         for g in order:
-            window.append(by_group[starts[g]:starts[g + 1]])
+            window.append(of_group[g])
             n_window += window[-1].size
             if n_window >= (self.window_rows if self.shuffle else 1):
                 entries = np.concatenate(window)
@@ -415,12 +420,10 @@ class _Reader:
 
         size = self.images.image_size
         out = np.empty((len(self.sel), input_size, input_size), np.uint8)
-        by_group = np.argsort(self.group_of, kind="stable")
-        starts = np.searchsorted(self.group_of[by_group], np.arange(self.groups.size + 1))
         files: dict[int, pq.ParquetFile] = {}
         with ThreadPoolExecutor(usable_cpus()) as pool:
-            for g in range(self.groups.size):
-                entries, data, raw = self._read(by_group[starts[g]:starts[g + 1]], files)
+            for group in self._group_entries():
+                entries, data, raw = self._read(group, files)
                 chunk = -(-entries.size // usable_cpus())
                 cuts = range(0, entries.size, max(chunk, 1))
                 jobs = [pool.submit(_decode, data[i:i + chunk], raw[i:i + chunk], size, input_size,
