@@ -63,7 +63,8 @@ def config_of(digitize: Mapping[str, Any], paper: Mapping[str, Any]) -> Digitize
     return DigitizeConfig(mm_per_s=float(paper["mm_per_s"]), mm_per_mv=float(paper["mm_per_mv"]),
                           seconds=float(paper["seconds"]), baseline=str(digitize["baseline"]),
                           max_skew_degrees=float(digitize["max_skew_degrees"]),
-                          max_gap_ms=float(digitize["max_gap_ms"]), min_recovered=float(digitize["min_recovered"]))
+                          max_gap_ms=float(digitize["max_gap_ms"]), min_recovered=float(digitize["min_recovered"]),
+                          supersede_px=float(digitize["supersede_px"]))
 
 
 def digitize_rows(rows: Sequence[Mapping[str, Any]], config: DigitizeConfig) -> dict[str, list]:

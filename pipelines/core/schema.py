@@ -520,6 +520,7 @@ class DigitizeParams(Section):
     max_skew_degrees: Annotated[float, Field(gt=0, le=45)] = 5.0
     max_gap_ms: Annotated[float, Field(ge=0)] = 40.0
     min_recovered: Annotated[float, Field(ge=0, le=1)] = 0.9
+    supersede_px: Annotated[float, Field(ge=0)] = 2.0
     snr_max_shift_s: Annotated[float, Field(ge=0)] = 0.5
     snr_max_offset_mv: Annotated[float, Field(ge=0)] = 1.0
     rpeak_tolerance_ms: Annotated[float, Field(gt=0)] = 150.0

@@ -44,6 +44,9 @@ class DigitizeConfig:
         Longest stretch without ink that is interpolated; longer stays NaN (not recovered).
     min_recovered : float
         A lead with a smaller fraction of recovered samples fails (``trace_lost``).
+    supersede_px : float
+        A steep stroke's row point replaces a column's stroke end point within this many pixels
+        (:func:`~pipelines.digitizer.calibrate.trace_points`).
     min_side_px, max_side_px : int
         Accepted image sizes (``bad_size`` outside).
     seconds : float or None
@@ -58,6 +61,7 @@ class DigitizeConfig:
     max_skew_degrees: float = 5.0
     max_gap_ms: float = 40.0
     min_recovered: float = 0.9
+    supersede_px: float = 2.0
     min_side_px: int = 64
     max_side_px: int = 20000
     seconds: float | None = 10.0
@@ -333,7 +337,7 @@ def digitize_strip(data: bytes, n_leads: int, fs: float, config: DigitizeConfig 
         gap = int(config.max_gap_ms / 1000 * px_per_s)
         covered = np.zeros(w, dtype=bool)
         covered[x0:x1 + 1] = np.isfinite(fill_gaps(np.where(np.isfinite(top), 0.0, np.nan), gap))
-        xs, ys = trace_points(top, bot, cen, weight, x0, thick)
+        xs, ys = trace_points(top, bot, cen, weight, x0, thick, supersede_px=config.supersede_px)
         xs = xs + x0
         n, x_first = lengths[k], firsts[k]
         base = _pulse_base(ink, weight, x0, int(row), int(0.5 * (bounds[k + 1] - bounds[k])), px_per_mv, thick) \
