@@ -14,6 +14,16 @@ Usage::
 
 Values are YAML (``true``, ``0.008``, ``[S]``). A variant's keys are applied to a copy of the params and
 checked by the params schema as a whole, exactly as ``dvc repro`` would.
+
+``--cv K`` (DS1 -> DS2 runs): record-grouped K-fold cross-validation inside DS1, the run's training side.
+DS1's 22 records are split into K folds by record (the ``record`` scheme of :func:`training.make_folds`,
+each fold's validation records carved from its training records as the run does); each variant trains K
+models and is scored with EC57 on the held-out DS1 records, pooled over the folds, beside the run's RR +
+template features baseline on the same beats. DS2 is never read. A DS1 validation side of two or three
+records is too small to choose a setting on (docs/training.md); K held-out parts of DS1 are the whole of it::
+
+    python benchmarks/compare_fold.py --run small_cnn-ds1ds2 --cv 3 \
+        --variant default --variant b128 train.small_cnn.batch_size=128
 """
 from __future__ import annotations
 
@@ -62,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", default=None, help="image shards (default datasets/images/<the run's method>)")
     ap.add_argument("--variant", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"),
                     help="a variant: its name, then the keys it changes (none: the params as they are)")
+    ap.add_argument("--cv", type=int, default=0, metavar="K",
+                    help="DS1 -> DS2 runs: K-fold cross-validation by record inside DS1, scored with EC57")
     args = ap.parse_args(argv)
+    if args.cv:
+        return cross_validate(args)
 
     from training import models
     from training.config import run_config
@@ -95,6 +109,104 @@ def main(argv: list[str] | None = None) -> int:
         f1 = "n/a" if r["val_macro_f1"] is None else f"{r['val_macro_f1']:.4f}"
         print(f"  {r['variant']:<20} {f1:>8}  epoch {r['best_epoch']}  tau {r['tau']:.1f}  {r['seconds']:7.1f} s  "
               + " ".join(r["changes"]))
+    return 0
+
+
+def ds1_images(images: Any, features: tuple[str, ...]) -> Any:
+    """``images`` restricted to DS1's rows, with the RR and template columns carried in its ``rows`` (read from
+    the shards once, while the rows still line up with them)."""
+    import dataclasses
+
+    from pipelines import DS1, FEATURE_COLUMNS, RR_COLUMNS
+    from training.data import rr_columns
+
+    rows = images.rows
+    wanted = tuple(dict.fromkeys((*RR_COLUMNS, *features)))
+    if any(c not in rows.columns for c in wanted):
+        available = [c for c in wanted if c in FEATURE_COLUMNS or c in RR_COLUMNS]
+        rows = rows.assign(**rr_columns(images, available))
+    keep = rows["record"].astype(str).isin(DS1).to_numpy()
+    return dataclasses.replace(images, rows=rows[keep].reset_index(drop=True))
+
+
+def ec57_figures(pred: Any, classes: tuple[str, ...]) -> dict[str, float]:
+    """EC57 accuracy, S and V Se / +P of a predictions table (``y_true``, ``y_pred``, ``record``), in percent."""
+    import numpy as np
+
+    from evaluation.ec57 import ec57_confusion, ec57_scores
+
+    pred = pred[pred["y_true"].notna()]
+    index = {c: i for i, c in enumerate(classes)}
+    cm = ec57_confusion(pred["y_true"].map(index).to_numpy(np.int64), pred["y_pred"].map(index).to_numpy(np.int64),
+                        pred["record"].astype(str).to_numpy(), classes)
+    s = ec57_scores(cm)
+
+    def pct(x: float) -> float | None:            # None (JSON null, printed "-") where undefined
+        return None if np.isnan(x) else round(100 * x, 2)
+
+    return {"beats": s["n"], "accuracy": pct(s["accuracy"]),
+            **{f"{c}_{k}": pct(s[name][c]) for c in ("S", "V") for k, name in (("se", "sensitivity"), ("ppv", "ppv"))}}
+
+
+def _cell(x: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if x is None else f"{x:{width}.1f}"
+
+
+def cross_validate(args: argparse.Namespace) -> int:
+    """``--cv K``: each variant trained on K record-grouped folds of DS1, scored on the held-out records."""
+    import dataclasses
+
+    import pandas as pd
+
+    from training import models
+    from training.config import run_config
+    from training.meta import open_images
+    from training.runtime import configure
+    from training.train import Prepared, train_fold
+
+    if args.cv < 2:
+        raise SystemExit(f"compare_fold: --cv {args.cv}: K must be at least 2")
+    base = yaml.safe_load(Path(args.params).read_text())
+    rows = []
+    for name, *assignments in args.variant:
+        params = apply(base, assignments)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "params.yaml"
+            path.write_text(yaml.safe_dump(params, sort_keys=False))
+            cfg = run_config(load_params(path, "train"), args.run)
+            if cfg.folds != "ds1ds2":
+                raise SystemExit(f"compare_fold: --cv needs a DS1 -> DS2 run; {args.run} has folds {cfg.folds!r}")
+            images = ds1_images(open_images(args.images or ROOT / "datasets" / "images" / cfg.method),
+                                cfg.template_features)
+            t0 = time.perf_counter()
+            prep = Prepared(dataclasses.replace(cfg, folds="record", k=args.cv), images)
+            model_parts, base_parts = [], []
+            for i in range(args.cv):
+                configure(cfg.seed)
+                train_fold(prep, i, Path(tmp) / "work", precision=models.resolve_precision(cfg.mixed_precision),
+                           stream=sys.stderr)
+                fold_dir = Path(tmp) / "work" / f"fold-{i:02d}"
+                model_parts.append(pd.read_parquet(fold_dir / "predictions.parquet"))
+                if (fold_dir / "baselines.parquet").exists():
+                    b = pd.read_parquet(fold_dir / "baselines.parquet")
+                    base_parts.append(b[b["model"] == "features"] if "features" in set(b["model"]) else b.iloc[:0])
+        classes = tuple(prep.classes)
+        row = {"variant": name, "changes": assignments, "seconds": round(time.perf_counter() - t0, 1),
+               "model": ec57_figures(pd.concat(model_parts), classes)}
+        if base_parts and sum(len(b) for b in base_parts):
+            row["rr_template"] = ec57_figures(pd.concat(base_parts), classes)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\n{args.run}, {args.cv}-fold cross-validation by record inside DS1, EC57 on the held-out DS1 records "
+          "(pooled; percent):")
+    print(f"  {'variant':<20} {'accuracy':>8} {'S Se':>6} {'S +P':>6} {'V Se':>6} {'V +P':>6} {'s':>7}")
+    for r in rows:
+        for label, fig in (("", r["model"]), ("  RR + template", r.get("rr_template"))):
+            if fig is None:
+                continue
+            print(f"  {(r['variant'] + label):<20} {_cell(fig['accuracy'], 8)} "
+                  + " ".join(_cell(fig[k], 6) for k in ("S_se", "S_ppv", "V_se", "V_ppv"))
+                  + f" {r['seconds'] if not label else '':>7}")
     return 0
 
 

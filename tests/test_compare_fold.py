@@ -1,0 +1,52 @@
+"""benchmarks/compare_fold.py's --cv helpers: DS1 rows only, features carried, EC57 figures as bxb counts them."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import DS1, DS2, RR_COLUMNS
+from training.meta import ImageSet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compare_fold():
+    spec = importlib.util.spec_from_file_location("compare_fold", ROOT / "benchmarks" / "compare_fold.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ec57_figures_do_not_count_f_called_v_and_leave_q_unscored(compare_fold):
+    pred = pd.DataFrame({"y_true": ["N", "N", "S", "V", "F", "Q", None],
+                         "y_pred": ["N", "S", "N", "V", "V", "N", "N"],
+                         "record": ["101"] * 7})
+    fig = compare_fold.ec57_figures(pred, ("N", "S", "V", "F", "Q"))
+    assert fig["beats"] == 5                       # Q and unlabelled beats are not scored
+    assert fig["accuracy"] == pytest.approx(40.0)  # N and V right of five
+    assert fig["S_se"] == 0.0 and fig["S_ppv"] == 0.0
+    assert fig["V_se"] == 100.0 and fig["V_ppv"] == 100.0     # the F beat called V is no V false positive
+
+
+def test_ec57_figures_give_none_where_undefined(compare_fold):
+    pred = pd.DataFrame({"y_true": ["N", "S"], "y_pred": ["N", "N"], "record": ["101", "101"]})
+    fig = compare_fold.ec57_figures(pred, ("N", "S", "V", "F"))
+    assert fig["S_ppv"] is None and fig["V_se"] is None
+    assert compare_fold._cell(None, 6) == "     -"
+
+
+def test_ds1_images_keeps_ds1_rows_with_their_own_features(compare_fold):
+    records = [DS1[0], DS2[0], DS1[1], DS2[1]]
+    rows = pd.DataFrame({"record": records, "beat_id": [f"b{i}" for i in range(4)], "crop": 0,
+                         **{c: np.arange(4.0) + 10 * j for j, c in enumerate(RR_COLUMNS)}})
+    images = ImageSet(root=Path("."), shards=(), manifest={}, data_hash="", rows=rows, image_size=128,
+                      crops_materialised=False)
+    sub = compare_fold.ds1_images(images, ())
+    assert sub.rows["record"].tolist() == [DS1[0], DS1[1]]
+    assert sub.rows[RR_COLUMNS[0]].tolist() == [0.0, 2.0]     # still the values of those rows
+    assert images.rows.shape[0] == 4                          # the original is untouched
