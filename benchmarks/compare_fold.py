@@ -79,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         return cross_validate(args)
 
     from training import models
-    from training.config import run_config
     from training.meta import open_images
     from training.runtime import configure
     from training.train import Prepared, train_fold
@@ -87,12 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     base = yaml.safe_load(Path(args.params).read_text())
     rows = []
     for name, *assignments in args.variant:
-        params = apply(base, assignments)
+        cfg = variant_config(base, assignments, args.run)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "params.yaml"
-            path.write_text(yaml.safe_dump(params, sort_keys=False))
-            train = load_params(path, "train")          # validated as a whole, as a stage would
-            cfg = run_config(train, args.run)
             images = open_images(args.images or ROOT / "datasets" / "images" / cfg.method)
             t0 = time.perf_counter()
             prep = Prepared(cfg, images)
@@ -112,19 +107,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def variant_config(base: dict[str, Any], assignments: list[str], run: str) -> Any:
+    """The :class:`training.RunConfig` of ``run`` under ``base`` with ``assignments`` applied, the params validated
+    as a whole from a file, as a stage would."""
+    from training.config import run_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.yaml"
+        path.write_text(yaml.safe_dump(apply(base, assignments), sort_keys=False))
+        return run_config(load_params(path, "train"), run)
+
+
 def ds1_images(images: Any, features: tuple[str, ...]) -> Any:
     """``images`` restricted to DS1's rows, with the RR and template columns carried in its ``rows`` (read from
     the shards once, while the rows still line up with them)."""
     import dataclasses
 
-    from pipelines import DS1, FEATURE_COLUMNS, RR_COLUMNS
+    from pipelines import DS1, RR_COLUMNS
     from training.data import rr_columns
 
-    rows = images.rows
-    wanted = tuple(dict.fromkeys((*RR_COLUMNS, *features)))
-    if any(c not in rows.columns for c in wanted):
-        available = [c for c in wanted if c in FEATURE_COLUMNS or c in RR_COLUMNS]
-        rows = rows.assign(**rr_columns(images, available))
+    rows = images.rows.assign(**rr_columns(images, tuple(dict.fromkeys((*RR_COLUMNS, *features)))))
     keep = rows["record"].astype(str).isin(DS1).to_numpy()
     return dataclasses.replace(images, rows=rows[keep].reset_index(drop=True))
 
@@ -159,7 +161,6 @@ def cross_validate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from training import models
-    from training.config import run_config
     from training.meta import open_images
     from training.runtime import configure
     from training.train import Prepared, train_fold
@@ -169,13 +170,10 @@ def cross_validate(args: argparse.Namespace) -> int:
     base = yaml.safe_load(Path(args.params).read_text())
     rows = []
     for name, *assignments in args.variant:
-        params = apply(base, assignments)
+        cfg = variant_config(base, assignments, args.run)
+        if cfg.folds != "ds1ds2":
+            raise SystemExit(f"compare_fold: --cv needs a DS1 -> DS2 run; {args.run} has folds {cfg.folds!r}")
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "params.yaml"
-            path.write_text(yaml.safe_dump(params, sort_keys=False))
-            cfg = run_config(load_params(path, "train"), args.run)
-            if cfg.folds != "ds1ds2":
-                raise SystemExit(f"compare_fold: --cv needs a DS1 -> DS2 run; {args.run} has folds {cfg.folds!r}")
             images = ds1_images(open_images(args.images or ROOT / "datasets" / "images" / cfg.method),
                                 cfg.template_features)
             t0 = time.perf_counter()
@@ -189,7 +187,7 @@ def cross_validate(args: argparse.Namespace) -> int:
                 model_parts.append(pd.read_parquet(fold_dir / "predictions.parquet"))
                 if (fold_dir / "baselines.parquet").exists():
                     b = pd.read_parquet(fold_dir / "baselines.parquet")
-                    base_parts.append(b[b["model"] == "features"] if "features" in set(b["model"]) else b.iloc[:0])
+                    base_parts.append(b[b["model"] == "features"])
         classes = tuple(prep.classes)
         row = {"variant": name, "changes": assignments, "seconds": round(time.perf_counter() - t0, 1),
                "model": ec57_figures(pd.concat(model_parts), classes)}
