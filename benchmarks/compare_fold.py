@@ -178,7 +178,7 @@ def cross_validate(args: argparse.Namespace) -> int:
                                 cfg.template_features)
             t0 = time.perf_counter()
             prep = Prepared(dataclasses.replace(cfg, folds="record", k=args.cv), images)
-            model_parts, base_parts = [], []
+            model_parts, base_parts = [], {"majority": [], "features": []}
             for i in range(args.cv):
                 configure(cfg.seed)
                 train_fold(prep, i, Path(tmp) / "work", precision=models.resolve_precision(cfg.mixed_precision),
@@ -187,19 +187,22 @@ def cross_validate(args: argparse.Namespace) -> int:
                 model_parts.append(pd.read_parquet(fold_dir / "predictions.parquet"))
                 if (fold_dir / "baselines.parquet").exists():
                     b = pd.read_parquet(fold_dir / "baselines.parquet")
-                    base_parts.append(b[b["model"] == "features"])
+                    for kind, parts in base_parts.items():
+                        parts.append(b[b["model"] == kind])
         classes = tuple(prep.classes)
         row = {"variant": name, "changes": assignments, "seconds": round(time.perf_counter() - t0, 1),
                "model": ec57_figures(pd.concat(model_parts), classes)}
-        if base_parts and sum(len(b) for b in base_parts):
-            row["rr_template"] = ec57_figures(pd.concat(base_parts), classes)
+        for kind, key in (("majority", "majority"), ("features", "rr_template")):
+            if sum(len(b) for b in base_parts[kind]):
+                row[key] = ec57_figures(pd.concat(base_parts[kind]), classes)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\n{args.run}, {args.cv}-fold cross-validation by record inside DS1, EC57 on the held-out DS1 records "
           "(pooled; percent):")
     print(f"  {'variant':<20} {'accuracy':>8} {'S Se':>6} {'S +P':>6} {'V Se':>6} {'V +P':>6} {'s':>7}")
     for r in rows:
-        for label, fig in (("", r["model"]), ("  RR + template", r.get("rr_template"))):
+        for label, fig in (("", r["model"]), ("  majority", r.get("majority")),
+                           ("  RR + template", r.get("rr_template"))):
             if fig is None:
                 continue
             print(f"  {(r['variant'] + label):<20} {_cell(fig['accuracy'], 8)} "

@@ -1,7 +1,6 @@
 """benchmarks/compare_fold.py's --cv helpers: DS1 rows only, features carried, EC57 figures as bxb counts them."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,17 +8,13 @@ import pandas as pd
 import pytest
 
 from pipelines import DS1, DS2, RR_COLUMNS
+from tests._scripts import load_benchmark
 from training.meta import ImageSet
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def compare_fold():
-    spec = importlib.util.spec_from_file_location("compare_fold", ROOT / "benchmarks" / "compare_fold.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("compare_fold")
 
 
 def test_ec57_figures_do_not_count_f_called_v_and_leave_q_unscored(compare_fold):
