@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.selection import TAUS, adjust, choose_tau, macro_f1, prevalence_weights, prior_bias
+from training.selection import (TAUS, adjust, choose_tau, macro_f1, majority_accuracy, prevalence_weights, prior_bias,
+                                weighted_accuracy)
 
 
 def test_bias_moves_from_equal_priors_to_the_training_frequencies():
@@ -32,10 +33,10 @@ def test_choose_tau_maximises_validation_macro_f1():
     s = np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.15, y.size), 0.01, 0.99)
     probs = np.c_[1 - s, s]
     y_train, w = np.r_[np.zeros(950, int), np.ones(50, int)], np.array([1000 / 1900, 1000 / 100])
-    tau, score = choose_tau(probs, y, y_train, w)
+    tau, score, met = choose_tau(probs, y, y_train, w)
     scores = {t: macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, t)).argmax(1), 2) for t in TAUS}
     assert score == max(scores.values()) and scores[tau] == score
-    assert tau > 0.0
+    assert tau > 0.0 and met
 
 
 def test_macro_f1_counts_a_never_predicted_class_as_zero():
@@ -85,8 +86,85 @@ def test_validation_beats_are_weighted_to_the_training_prevalence():
     assert sw[:100].sum() + sw[100:].sum() == pytest.approx(200.0)
     assert sw[0] / sw[150] == pytest.approx(30.0)
     unweighted = {t: macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, t, counts)).argmax(1), 2) for t in TAUS}
-    tau, score = choose_tau(probs, y, y_train, w, prior_counts=counts)
+    tau, score, _ = choose_tau(probs, y, y_train, w, prior_counts=counts)
     assert max(unweighted, key=lambda t: (unweighted[t], -t)) == 0.0
     assert tau > 0.0
     assert score == pytest.approx(macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, tau, counts)).argmax(1), 2,
                                            sample_weight=sw))
+
+
+def _spilling_scores() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # 100 N, 10 S: at tau = 0 the 10 S are found with 15 false S, the macro F1 optimum, below "always N"
+    p_s = np.r_[[0.85] * 2, [0.55] * 13, [0.1] * 85, [0.8] * 4, [0.55] * 6]
+    return np.c_[1 - p_s, p_s], np.r_[[0] * 100, [1] * 10], np.array([0.55, 5.5])
+
+
+def test_the_majority_floor_keeps_tau_from_below_always_n():
+    probs, y, w = _spilling_scores()
+    free, floored = choose_tau(probs, y, y, w), choose_tau(probs, y, y, w, floor="majority")
+    assert free.tau == 0.0 and floored.tau == 0.1 and floored.floor_met
+    assert weighted_accuracy(y, adjust(probs, prior_bias(y, w, 2, free.tau)).argmax(1)) < majority_accuracy(y, 2)
+    assert weighted_accuracy(y, adjust(probs, prior_bias(y, w, 2, floored.tau)).argmax(1)) >= majority_accuracy(y, 2)
+    assert floored.score < free.score
+    with pytest.raises(ValueError, match="floor"):
+        choose_tau(probs, y, y, w, floor="always")
+
+
+def test_no_tau_above_the_floor_takes_the_most_accurate_one():
+    # 20 N beats score S higher than any tau can undo (false S at every tau): every tau is below "always N"
+    # (at best 90 of 110 right, against 100); the choice falls back to the most accurate tau
+    y = np.r_[[0] * 100, [1] * 10]
+    p_s = np.r_[[0.97] * 20, [0.05] * 80, [0.6] * 10]
+    probs, w = np.c_[1 - p_s, p_s], np.array([0.55, 5.5])
+    choice = choose_tau(probs, y, y, w, floor="majority")
+    accuracy = {t: weighted_accuracy(y, adjust(probs, prior_bias(y, w, 2, t)).argmax(1)) for t in TAUS}
+    assert not choice.floor_met
+    assert accuracy[choice.tau] == max(accuracy.values())
+    assert choice.tau == min(t for t in TAUS if accuracy[t] == max(accuracy.values()))
+
+
+def test_majority_accuracy_is_weighted_like_the_macro_f1():
+    y = np.r_[[0] * 10, [1] * 10]
+    assert majority_accuracy(y, 2) == 0.5
+    assert majority_accuracy(y, 2, prevalence_weights(y, np.array([90, 10]))) == pytest.approx(0.9)
+
+
+class _Epochs:
+    """A stand-in for a Keras model: ``predict`` returns the next epoch's validation probabilities."""
+
+    def __init__(self, probs: list[np.ndarray]):
+        self.probs, self.epoch, self.stop_training = probs, -1, False
+
+    def predict(self, dataset, verbose=0):
+        return self.probs[self.epoch]
+
+    def get_weights(self):
+        return [self.epoch]
+
+    def set_weights(self, weights):
+        self.restored = weights
+
+
+@pytest.mark.parametrize("floor, best_epoch", [("majority", 2), ("none", 1)])
+def test_an_epoch_above_the_floor_beats_a_better_f1_below_it(floor, best_epoch):
+    from training.selection import MacroF1Selection
+
+    # epoch 1: all 10 S found, but 12 N beats called S at every tau (98 of 110 at best, below "always N"'s 100);
+    # epoch 2: the spilling scores, above the floor from tau = 0.1 on with a lower macro F1
+    y = np.r_[[0] * 100, [1] * 10]
+    p_s = np.r_[[0.97] * 12, [0.05] * 88, [0.9] * 10]
+    below = np.c_[1 - p_s, p_s]
+    spilling, _, w = _spilling_scores()
+    model = _Epochs([below, spilling])
+    sel = MacroF1Selection(None, y, y, w, tau=None, patience=5, floor=floor)
+    sel.set_model(model)
+    scores = []
+    for epoch in range(2):
+        model.epoch, logs = epoch, {}
+        sel.on_epoch_end(epoch, logs)
+        scores.append(logs["val_macro_f1"])
+    sel.on_train_end()
+    if floor == "majority":
+        assert scores[0] > scores[1]         # the unmet epoch has the better macro F1, and still loses
+    assert sel.best_epoch == best_epoch and model.restored == [best_epoch - 1]
+    assert sel.best_met is (floor == "none" or best_epoch == 2)

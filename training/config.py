@@ -56,6 +56,7 @@ class RunConfig:
     train_classes: tuple[str, ...] = ()
     decision_prior: float | str = "auto"
     selection_min_beats: int = 50
+    decision_floor: str = "none"
     rhythm_features: tuple[str, ...] = ()
     template_features: tuple[str, ...] = ()
     #: a fold side (training, validation, test) is decoded once, before training, and held in memory when
@@ -150,6 +151,7 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         train_classes=_train_classes(spec.train_classes, spec.labels, f"train.runs.{run}"),
         decision_prior=train.decision_prior if train.decision_prior == "auto" else float(train.decision_prior),
         selection_min_beats=train.selection_min_beats,
+        decision_floor=train.decision_floor,
         rhythm_features=tuple(train.rhythm_features),   # the rhythm branch's, and the rhythm-only baseline's
         template_features=tuple(train.template_features),   # the rhythm branch's only
         image_dropout=(float(hyper.image_dropout if spec.image_dropout is None else spec.image_dropout)

@@ -19,7 +19,9 @@ decision under the training frequencies (fewer false alarms). ``train.decision_p
 ``auto`` chooses it from :data:`TAUS` by the macro F1 of the validation records (the training side),
 never the test side, each validation beat weighted so that the classes have the training-side frequencies
 ``pi`` (validation records are chosen for their rare beats: unweighted, their S and V +P would be those of
-a population several times richer in S and V than any test set). The correction is stored beside each
+a population several times richer in S and V than any test set). With ``train.decision_floor: majority``
+only a ``tau`` whose validation accuracy (weighted alike) reaches that of "always the majority class" is
+chosen (:func:`choose_tau`). The correction is stored beside each
 fold's model (``prior.json``) so that :mod:`training.predict` applies the same rule.
 
 Examples
@@ -40,7 +42,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,6 +50,10 @@ from pipelines import DataError
 
 #: File beside ``model.keras`` holding the fold's prior correction.
 PRIOR_FILE = "prior.json"
+
+#: ``train.decision_floor`` values: ``majority`` keeps ``decision_prior: auto`` from a ``tau`` whose validation
+#: accuracy is below "always the majority class"; ``none`` chooses by macro F1 alone.
+FLOORS: tuple[str, ...] = ("majority", "none")
 
 #: Weights of the training prior tried by ``decision_prior: auto``.
 TAUS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
@@ -117,25 +123,76 @@ def prevalence_weights(y: np.ndarray, prior_counts: np.ndarray) -> np.ndarray:
     return (pi / np.where(freq > 0, freq, 1.0))[y]
 
 
+class TauChoice(NamedTuple):
+    """What :func:`choose_tau` chose: ``tau``, its validation macro F1 ``score``, and ``floor_met``: whether
+    its (weighted) validation accuracy reaches that of calling every beat the majority class (always True
+    without a floor)."""
+
+    tau: float
+    score: float
+    floor_met: bool
+
+
+def weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Accuracy with each beat weighted by ``sample_weight`` (:func:`prevalence_weights`); 0 on no beats.
+
+    >>> weighted_accuracy(np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([1.0, 1.0, 2.0]))
+    0.75
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    w = np.ones(y_true.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    return float((w * (y_true == y_pred)).sum() / w.sum()) if w.sum() > 0 else 0.0
+
+
+def majority_accuracy(y_true: np.ndarray, n_classes: int, sample_weight: np.ndarray | None = None) -> float:
+    """The (weighted) accuracy of calling every beat the class with the most (weighted) beats.
+
+    >>> majority_accuracy(np.array([0, 0, 1]), 2), majority_accuracy(np.array([0, 0, 1]), 2, np.array([1.0, 1, 6]))
+    (0.6666666666666666, 0.75)
+    """
+    y_true = np.asarray(y_true, np.int64)
+    w = np.ones(y_true.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    mass = np.bincount(y_true, weights=w, minlength=n_classes)
+    return float(mass.max() / mass.sum()) if mass.sum() > 0 else 0.0
+
+
 def choose_tau(probs: np.ndarray, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
                taus: tuple[float, ...] = TAUS, min_beats: int = 1,
-               prior_counts: np.ndarray | None = None) -> tuple[float, float]:
-    """The ``tau`` of ``taus`` whose corrected decision has the best macro F1 on ``(probs, y)``; and that F1.
+               prior_counts: np.ndarray | None = None, floor: str = "none") -> TauChoice:
+    """The ``tau`` of ``taus`` whose corrected decision has the best macro F1 on ``(probs, y)``; that F1; and
+    whether the floor is met.
 
     With ``prior_counts`` the prior is theirs (:func:`prior_bias`) and the validation beats are weighted
     to their class frequencies (:func:`prevalence_weights`). Ties keep the smaller ``tau``.
+    ``floor="majority"`` chooses only among the ``tau`` whose validation accuracy (weighted alike) is at
+    least :func:`majority_accuracy` ("always N"); when none is, the ``tau`` of the best accuracy, with
+    ``floor_met`` False. A macro-F1 optimum may call thousands of N beats S or F; on a test side where
+    89 % of the beats are N that is worse than calling every beat N.
 
-    >>> probs = np.array([[0.6, 0.4]] * 8 + [[0.3, 0.7]] * 2)
-    >>> y, w = np.array([0] * 9 + [1]), np.array([0.55, 5.0])
-    >>> choose_tau(probs, y, np.array([0] * 90 + [1] * 10), w)[0]
-    0.0
+    100 N and 10 S validation beats, classes fitted as equally likely (balanced weights). At tau = 0 all 10 S
+    are found with 15 false S (accuracy 86.4 %, below the 90.9 % of "always N"); from tau = 0.1 on, 4 S with
+    2 false S (92.7 %), a lower macro F1:
+
+    >>> p_s = np.r_[[0.85] * 2, [0.55] * 13, [0.1] * 85, [0.8] * 4, [0.55] * 6]
+    >>> probs, y = np.c_[1 - p_s, p_s], np.r_[[0] * 100, [1] * 10]
+    >>> choose_tau(probs, y, y, np.array([0.55, 5.5]))
+    TauChoice(tau=0.0, score=0.7451737451737452, floor_met=True)
+    >>> choose_tau(probs, y, y, np.array([0.55, 5.5]), floor="majority")
+    TauChoice(tau=0.1, score=0.7303921568627452, floor_met=True)
     """
+    if floor not in FLOORS:
+        raise ValueError(f"floor must be one of {FLOORS}, got {floor!r}")
     n = probs.shape[1]
     sw = None if prior_counts is None else prevalence_weights(y, prior_counts)
-    scores = [macro_f1(y, adjust(probs, prior_bias(y_train, weights, n, tau, prior_counts)).argmax(1), n, min_beats,
-                       sw) for tau in taus]
-    best = int(np.argmax(scores))
-    return float(taus[best]), float(scores[best])
+    preds = [adjust(probs, prior_bias(y_train, weights, n, tau, prior_counts)).argmax(1) for tau in taus]
+    scores = np.array([macro_f1(y, pred, n, min_beats, sw) for pred in preds])
+    if floor == "none":
+        best = int(np.argmax(scores))
+        return TauChoice(float(taus[best]), float(scores[best]), True)
+    accuracy = np.array([weighted_accuracy(y, pred, sw) for pred in preds])
+    met = accuracy >= majority_accuracy(y, n, sw) - 1e-12
+    best = int(np.argmax(np.where(met, scores, -np.inf))) if met.any() else int(np.argmax(accuracy))
+    return TauChoice(float(taus[best]), float(scores[best]), bool(met.any()))
 
 
 def adjust(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -202,16 +259,22 @@ class MacroF1Selection(_keras_callback()):
     prior_counts : ndarray or None
         Training-side class counts before subsampling: the prior of :func:`prior_bias`, and the class
         frequencies the validation beats are weighted to (:func:`prevalence_weights`).
+    floor : {"none", "majority"}
+        With ``tau`` None: :func:`choose_tau`'s floor; an epoch whose chosen ``tau`` meets it beats every
+        epoch whose ``tau`` does not, whatever their macro F1.
     """
 
     def __init__(self, dataset: Any, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
-                 tau: float | None, patience: int, min_beats: int = 1, prior_counts: np.ndarray | None = None):
+                 tau: float | None, patience: int, min_beats: int = 1, prior_counts: np.ndarray | None = None,
+                 floor: str = "none"):
         super().__init__()
         self.dataset, self.y, self.patience = dataset, np.asarray(y, np.int64), patience
         self.min_beats, self.prior_counts = min_beats, prior_counts
         self.sample_weight = None if prior_counts is None else prevalence_weights(self.y, prior_counts)
         self.y_train, self.weights, self.tau = y_train, weights, tau
+        self.floor = floor
         self.best, self.best_epoch, self.best_weights, self.wait = -1.0, 0, None, 0
+        self.best_met = False
         self.best_tau = 1.0 if tau is None else float(tau)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -222,17 +285,18 @@ class MacroF1Selection(_keras_callback()):
         logs["val_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(self.y.size), self.y], 1e-12))))
         logs["val_accuracy"] = float((probs.argmax(1) == self.y).mean())
         if self.tau is None:
-            tau, score = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats,
-                                    prior_counts=self.prior_counts)
+            tau, score, met = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats,
+                                         prior_counts=self.prior_counts, floor=self.floor)
         else:
             tau = float(self.tau)
             bias = prior_bias(self.y_train, self.weights, n, tau, self.prior_counts)
             score = macro_f1(self.y, adjust(probs, bias).argmax(1), n, self.min_beats, self.sample_weight)
+            met = True
         logs["val_macro_f1"] = score
         logs["val_tau"] = tau
         logs["val_seconds"] = time.perf_counter() - t0
-        if score > self.best:
-            self.best, self.best_epoch, self.wait, self.best_tau = score, epoch + 1, 0, tau
+        if (met, score) > (self.best_met, self.best):
+            self.best, self.best_epoch, self.wait, self.best_tau, self.best_met = score, epoch + 1, 0, tau, met
             self.best_weights = self.model.get_weights()
         else:
             self.wait += 1

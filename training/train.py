@@ -261,7 +261,8 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     selector = None
     if val_ds is not None:         # selection by macro F1 on the validation records; it logs before EpochLog
         selector = MacroF1Selection(val_ds, sels["val"].y, sels["train"].y, weights, tau, cfg.patience,
-                                    min_beats=cfg.selection_min_beats, prior_counts=prep.prior_counts[index])
+                                    min_beats=cfg.selection_min_beats, prior_counts=prep.prior_counts[index],
+                                    floor=cfg.decision_floor)
         callbacks.insert(0, selector)
     t0 = time.perf_counter()
     model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
@@ -296,6 +297,7 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
         "train_class_images": dict(zip(cfg.train_classes,
                                        np.bincount(sels["train"].y, minlength=n_out)[:n_out].tolist())),
         "decision_tau": 1.0 if tau is None else float(tau),
+        "decision_floor_met": None if selector is None else bool(selector.best_met),
         "n_params": int(model.count_params()),
     }
     target = work / f"fold-{index:02d}"

@@ -432,6 +432,7 @@ class TrainParams(Section):
     class_weight_max_ratio: Annotated[float, AfterValidator(_max_ratio)] = 0.0
     decision_prior: Union[Literal["auto"], Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = "auto"
     selection_min_beats: Annotated[int, Field(ge=1)] = 50
+    decision_floor: Literal["majority", "none"] = "none"   # auto tau: never below "always the majority" on validation
     rhythm_features: Annotated[list[RhythmFeature], Field(min_length=1)] = list(DEFAULT_RHYTHM_FEATURES)
     template_features: list[TemplateFeature] = []     # rhythm runs' second input also gets these; not the baseline
     runs: Annotated[dict[str, RunSection], Field(min_length=1)]
