@@ -38,6 +38,8 @@ STAGE = "render@annotations"
 IMAGES = Path("datasets/images/annotations")
 #: Where an image set keeps its shards (the Hugging Face layout: data/<config>/<split>-i-of-N.parquet).
 SHARD_GLOB = "data/*/*.parquet"
+#: A shard still being written (``ShardWriter``: ``.<split>-00000.tmp``, renamed when the set is complete).
+SHARD_TEMP_GLOB = "data/*/.*.tmp"
 
 
 def _env() -> dict[str, str]:
@@ -143,14 +145,17 @@ def test_render_killed_halfway_leaves_no_partial_shard(origin, tmp_path):
     killed_mid_write = False
     while time.monotonic() < deadline and proc.poll() is None:
         temps = [p for p in out.parent.glob(f".{out.name}*") if p.is_dir()]
-        if any(any(t.glob(SHARD_GLOB)) for t in temps):    # at least one shard written, not all
+        # a shard being written (".part-00000.tmp" until close() names them all): the whole render is the
+        # window, where the finished names exist only for the last moments before the directory's rename
+        if any(any(t.glob(SHARD_TEMP_GLOB)) or any(t.glob(SHARD_GLOB)) for t in temps):
             os.killpg(proc.pid, signal.SIGKILL)
             killed_mid_write = True
             break
         time.sleep(0.05)
     proc.wait()
     assert killed_mid_write, "render finished before it could be killed; make the profile larger"
-    assert not out.exists() or not list(out.glob(SHARD_GLOB)), "a partial shard is visible to readers"
+    assert not out.exists() or not (list(out.glob(SHARD_GLOB)) or list(out.glob(SHARD_TEMP_GLOB))), \
+        "a partial shard is visible to readers"
     dvc("repro", STAGE, cwd=clone)
     assert image_files(clone) == image_files(origin)
 
