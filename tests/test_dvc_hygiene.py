@@ -177,3 +177,15 @@ def test_segment_params_cover_the_section():
     """segment lists its section key by key, whether or not params.yaml has execution keys yet."""
     listed = {k.split(".")[1] for k in _stage_params()["segment"] if k.startswith("segment.")}
     assert listed == set(_params()["segment"]) - EXECUTION_KEYS
+
+
+def test_train_params_cover_the_section():
+    """Every key of ``train`` reruns the training stages: listed one by one, the runs and the model
+    sections through ``train.runs.${key}`` and ``train.${item.model}`` (a key left out, e.g. a new
+    decision setting, would leave the models of the old value in place)."""
+    listed = _stage_params()["train"]
+    assert {"train.runs.${key}", "train.${item.model}"} <= set(listed)
+    taken = {k.split(".")[1] for k in listed if k.startswith("train.") and "$" not in k}
+    models = {spec["model"] for spec in _params()["train"]["runs"].values()} | {"small_cnn", "crnn", "vgg"}
+    missing = set(_params()["train"]) - {"runs"} - models - taken
+    assert not missing, f"train: {sorted(missing)} change the models but are not params of the train stage"
