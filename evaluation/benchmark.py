@@ -416,11 +416,16 @@ def provenance_section(runs: Sequence[RunReport], revision: str) -> list[str]:
     rows = []
     for r in runs:
         ips = r.info.get("train_images_per_s")
+        resumed = len(r.info.get("resumed_folds") or ())
+        mark = f" ({resumed} of {r.metrics['n_folds']} folds resumed)" if resumed else ""
         rows.append([f"`{r.name}`", f"`{revision}`", f"`{r.info.get('params_hash')}`", f"`{r.info.get('data_hash')}`",
                      f"{r.metrics['n_test_beats']:,}", str(r.metrics["n_folds"]), str(r.info.get("k", DASH)),
-                     _number(ips, "{:,.1f}"), _number(r.info.get("seconds"), "{:,.0f}"),
+                     _number(ips, "{:,.1f}"), _number(r.info.get("seconds"), "{:,.0f}") + mark,
                      _number(r.info.get("peak_rss_mb"), "{:,.0f}")])
-    return ["## Provenance", "", *_table(head, rows), ""]
+    note = ("Wall s and peak RSS are those of the process that wrote `run.json`. A fold taken from the fold cache "
+            "(`.cache/train`, docs/training.md, *Resume*) adds neither: such rows say how many folds were resumed; "
+            "each fold's own training time is in `run.json` (`fold_summaries[].train_seconds`).")
+    return ["## Provenance", "", *_table(head, rows), "", note, ""]
 
 
 def render_benchmark(runs: Sequence[RunReport], published: Sequence[Published],

@@ -622,3 +622,15 @@ def test_bad_paper_reports_are_refused_naming_the_file(one_run):
         evaluate(one_run / "params.yaml", one_run / "models", one_run / "detector.json", one_run / "reports",
                  digitize_path=digitize)
     assert not (one_run / "reports").exists()
+
+
+def test_provenance_says_when_folds_were_resumed():
+    from evaluation.benchmark import provenance_section
+
+    info = {"params_hash": "p", "data_hash": "d", "k": 5, "train_images_per_s": 1800.0, "seconds": 0.1,
+            "peak_rss_mb": 900.0}
+    fresh = RunReport("fresh", {**info, "seconds": 220.7, "resumed_folds": []}, {"n_test_beats": 10, "n_folds": 5})
+    reused = RunReport("reused", {**info, "resumed_folds": [0, 1, 2, 3, 4]}, {"n_test_beats": 10, "n_folds": 5})
+    rows = {line.split(" | ")[0]: line for line in provenance_section([fresh, reused], "abc") if line.startswith("| `")}
+    assert "| 221 | 900 |" in rows["| `fresh`"] and "resumed" not in rows["| `fresh`"]
+    assert "| 0 (5 of 5 folds resumed) | 900 |" in rows["| `reused`"]
