@@ -56,8 +56,9 @@ def error_summary(pred: pd.DataFrame, majority: str = "N", top: int = 3) -> dict
 
 
 def fold_settings(run_json: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per fold: the decision tau, whether it met ``train.decision_floor`` (None for runs from before the floor),
-    the training images per class and the first class's share of them.
+    """Per fold: the decision tau, the tau macro F1 alone would have chosen (a difference: the floor bound),
+    whether it met ``train.decision_floor`` (None: no floor, or a run from before it), the training images
+    per class and the first class's share of them.
 
     >>> fold_settings({"classes": ["N", "S"], "fold_summaries": [
     ...     {"fold": 0, "decision_tau": 0.1, "train_class_images": {"N": 3, "S": 1}}]})[0]["first_class_share"]
@@ -68,6 +69,7 @@ def fold_settings(run_json: dict[str, Any]) -> list[dict[str, Any]]:
     for f in run_json["fold_summaries"]:
         images = f["train_class_images"]
         out.append({"fold": f["fold"], "decision_tau": f["decision_tau"],
+                    "decision_tau_unfloored": f.get("decision_tau_unfloored"),
                     "decision_floor_met": f.get("decision_floor_met"), "train_class_images": images,
                     "first_class_share": round(images[first] / max(sum(images.values()), 1), 3)})
     return out

@@ -180,12 +180,18 @@ def test_segment_params_cover_the_section():
 
 
 def test_train_params_cover_the_section():
-    """Every key of ``train`` reruns the training stages: listed one by one, the runs and the model
-    sections through ``train.runs.${key}`` and ``train.${item.model}`` (a key left out, e.g. a new
-    decision setting, would leave the models of the old value in place)."""
+    """Every key of ``train`` (the schema's fields, not only those params.yaml sets) reruns the training
+    stages: listed one by one, the runs and the model sections through ``train.runs.${key}`` and
+    ``train.${item.model}`` (a key left out, e.g. a new decision setting, would leave the models of the old
+    value in place)."""
+    from typing import get_args
+
+    from pipelines.core.schema import ModelName, TrainParams
+
     listed = _stage_params()["train"]
     assert {"train.runs.${key}", "train.${item.model}"} <= set(listed)
     taken = {k.split(".")[1] for k in listed if k.startswith("train.") and "$" not in k}
-    models = {spec["model"] for spec in _params()["train"]["runs"].values()} | {"small_cnn", "crnn", "vgg"}
-    missing = set(_params()["train"]) - {"runs"} - models - taken
+    models = set(get_args(ModelName))
+    assert models <= set(TrainParams.model_fields)                      # each model has its section
+    missing = set(TrainParams.model_fields) - {"runs"} - models - taken
     assert not missing, f"train: {sorted(missing)} change the models but are not params of the train stage"

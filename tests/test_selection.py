@@ -33,10 +33,11 @@ def test_choose_tau_maximises_validation_macro_f1():
     s = np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.15, y.size), 0.01, 0.99)
     probs = np.c_[1 - s, s]
     y_train, w = np.r_[np.zeros(950, int), np.ones(50, int)], np.array([1000 / 1900, 1000 / 100])
-    tau, score, met = choose_tau(probs, y, y_train, w)
+    tau, score, met, margin, free_tau = choose_tau(probs, y, y_train, w)
     scores = {t: macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, t)).argmax(1), 2) for t in TAUS}
     assert score == max(scores.values()) and scores[tau] == score
-    assert tau > 0.0 and met
+    assert tau > 0.0 and free_tau == tau
+    assert met is None and margin is None            # no floor: nothing checked, nothing claimed
 
 
 def test_macro_f1_counts_a_never_predicted_class_as_zero():
@@ -86,7 +87,7 @@ def test_validation_beats_are_weighted_to_the_training_prevalence():
     assert sw[:100].sum() + sw[100:].sum() == pytest.approx(200.0)
     assert sw[0] / sw[150] == pytest.approx(30.0)
     unweighted = {t: macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, t, counts)).argmax(1), 2) for t in TAUS}
-    tau, score, _ = choose_tau(probs, y, y_train, w, prior_counts=counts)
+    tau, score = choose_tau(probs, y, y_train, w, prior_counts=counts)[:2]
     assert max(unweighted, key=lambda t: (unweighted[t], -t)) == 0.0
     assert tau > 0.0
     assert score == pytest.approx(macro_f1(y, adjust(probs, prior_bias(y_train, w, 2, tau, counts)).argmax(1), 2,
@@ -145,26 +146,71 @@ class _Epochs:
         self.restored = weights
 
 
-@pytest.mark.parametrize("floor, best_epoch", [("majority", 2), ("none", 1)])
-def test_an_epoch_above_the_floor_beats_a_better_f1_below_it(floor, best_epoch):
+def _select(epochs: list[np.ndarray], y: np.ndarray, w: np.ndarray, **kwargs):
+    """Run :class:`MacroF1Selection` over the epochs' validation probabilities; the selector, the stand-in
+    model and each epoch's macro F1."""
     from training.selection import MacroF1Selection
 
+    model = _Epochs(epochs)
+    sel = MacroF1Selection(None, y, y, w, patience=5, **kwargs)
+    sel.set_model(model)
+    scores = []
+    for epoch in range(len(epochs)):
+        model.epoch, logs = epoch, {}
+        sel.on_epoch_end(epoch, logs)
+        scores.append(logs["val_macro_f1"])
+    sel.on_train_end()
+    return sel, model, scores
+
+
+@pytest.mark.parametrize("floor, best_epoch", [("majority", 2), ("none", 1)])
+def test_an_epoch_above_the_floor_beats_a_better_f1_below_it(floor, best_epoch):
     # epoch 1: all 10 S found, but 12 N beats called S at every tau (98 of 110 at best, below "always N"'s 100);
     # epoch 2: the spilling scores, above the floor from tau = 0.1 on with a lower macro F1
     y = np.r_[[0] * 100, [1] * 10]
     p_s = np.r_[[0.97] * 12, [0.05] * 88, [0.9] * 10]
     below = np.c_[1 - p_s, p_s]
     spilling, _, w = _spilling_scores()
-    model = _Epochs([below, spilling])
-    sel = MacroF1Selection(None, y, y, w, tau=None, patience=5, floor=floor)
-    sel.set_model(model)
-    scores = []
-    for epoch in range(2):
-        model.epoch, logs = epoch, {}
-        sel.on_epoch_end(epoch, logs)
-        scores.append(logs["val_macro_f1"])
-    sel.on_train_end()
+    sel, model, scores = _select([below, spilling], y, w, tau=None, floor=floor)
     if floor == "majority":
         assert scores[0] > scores[1]         # the unmet epoch has the better macro F1, and still loses
     assert sel.best_epoch == best_epoch and model.restored == [best_epoch - 1]
-    assert sel.best_met is (floor == "none" or best_epoch == 2)
+    assert sel.best_met is (None if floor == "none" else True)
+    assert sel.best_free_tau == 0.0                   # both epochs: macro F1 alone takes tau 0
+
+
+def test_of_two_epochs_below_the_floor_the_closer_one_is_kept():
+    y = np.r_[[0] * 100, [1] * 10]
+    far = np.r_[[0.97] * 30, [0.05] * 70, [0.9] * 10]      # 30 N called S at every tau: 80 of 110 at best
+    near = np.r_[[0.97] * 12, [0.05] * 88, [0.3] * 10]     # 12 N called S, the S missed from tau 0.1: 98 of 110
+    sel, _, scores = _select([np.c_[1 - near, near], np.c_[1 - far, far]], y, np.array([0.55, 5.5]), tau=None,
+                             floor="majority")
+    assert scores[1] > scores[0]                       # the far epoch finds its S: a better macro F1
+    assert sel.best_epoch == 1 and sel.best_met is False
+
+
+def test_a_fixed_tau_claims_no_floor_and_a_bad_floor_is_refused():
+    from training.selection import MacroF1Selection
+
+    probs, y, w = _spilling_scores()
+    sel, _, _ = _select([probs], y, w, tau=0.5, floor="majority")
+    assert sel.best_epoch == 1 and sel.best_met is None and sel.best_free_tau is None
+    with pytest.raises(ValueError, match="floor"):
+        MacroF1Selection(None, y, y, w, tau=0.5, patience=1, floor="always")
+    with pytest.raises(ValueError, match="no validation beats"):
+        choose_tau(probs[:0], y[:0], y, w)
+
+
+def test_the_floor_is_weighted_to_the_training_prevalence():
+    # validation records rich in S (50 N, 50 S) from a training side of 90 % N. Ten N beats score S high: on
+    # these records, where "always N" gets 50 %, tau 0 passes the floor; weighted to 90 % N it does not
+    y = np.r_[[0] * 50, [1] * 50]
+    p_s = np.r_[[0.9] * 10, [0.1] * 40, [0.8] * 50]
+    probs, w, counts = np.c_[1 - p_s, p_s], np.array([1.0, 1.0]), np.array([900, 100])
+    unweighted = choose_tau(probs, y, y, w, floor="majority")
+    weighted = choose_tau(probs, y, y, w, prior_counts=counts, floor="majority")
+    assert unweighted.tau == 0.0 and unweighted.free_tau == 0.0
+    assert weighted.free_tau == 0.0 and weighted.tau > 0.0 and weighted.floor_met   # the floor bound
+    sw = prevalence_weights(y, counts)
+    pred = adjust(probs, prior_bias(y, w, 2, weighted.tau, counts)).argmax(1)
+    assert weighted.margin == pytest.approx(weighted_accuracy(y, pred, sw) - majority_accuracy(y, 2, sw))

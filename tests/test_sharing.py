@@ -145,9 +145,10 @@ def test_render_killed_halfway_leaves_no_partial_shard(origin, tmp_path):
     killed_mid_write = False
     while time.monotonic() < deadline and proc.poll() is None:
         temps = [p for p in out.parent.glob(f".{out.name}*") if p.is_dir()]
-        # a shard being written (".part-00000.tmp" until close() names them all): the whole render is the
-        # window, where the finished names exist only for the last moments before the directory's rename
-        if any(any(t.glob(SHARD_TEMP_GLOB)) or any(t.glob(SHARD_GLOB)) for t in temps):
+        # a second shard being written (".train-00001.tmp": the first is finished, not all are; close() names
+        # them only at the end, for the last moments before the directory's rename, too short to poll for)
+        written = [p for t in temps for p in (*t.glob(SHARD_TEMP_GLOB), *t.glob(SHARD_GLOB))]
+        if any(p.suffix == ".parquet" or not p.name.endswith("-00000.tmp") for p in written):
             os.killpg(proc.pid, signal.SIGKILL)
             killed_mid_write = True
             break

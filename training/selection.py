@@ -124,13 +124,18 @@ def prevalence_weights(y: np.ndarray, prior_counts: np.ndarray) -> np.ndarray:
 
 
 class TauChoice(NamedTuple):
-    """What :func:`choose_tau` chose: ``tau``, its validation macro F1 ``score``, and ``floor_met``: whether
-    its (weighted) validation accuracy reaches that of calling every beat the majority class (always True
-    without a floor)."""
+    """What :func:`choose_tau` chose.
+
+    ``tau`` and its validation macro F1 ``score``; ``floor_met``: whether some ``tau`` reaches the (weighted)
+    validation accuracy of calling every beat the majority class (None without a floor); ``margin``: the
+    chosen ``tau``'s accuracy minus that majority accuracy (None without a floor); ``free_tau``: the ``tau``
+    macro F1 alone chooses, so ``free_tau != tau`` means the floor changed the decision."""
 
     tau: float
     score: float
-    floor_met: bool
+    floor_met: bool | None
+    margin: float | None
+    free_tau: float
 
 
 def weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
@@ -167,32 +172,38 @@ def choose_tau(probs: np.ndarray, y: np.ndarray, y_train: np.ndarray, weights: n
     ``floor="majority"`` chooses only among the ``tau`` whose validation accuracy (weighted alike) is at
     least :func:`majority_accuracy` ("always N"); when none is, the ``tau`` of the best accuracy, with
     ``floor_met`` False. A macro-F1 optimum may call thousands of N beats S or F; on a test side where
-    89 % of the beats are N that is worse than calling every beat N.
+    89 % of the beats are N that is worse than calling every beat N. The floor does not ask for more than
+    "always N": a ``tau`` that calls every beat N meets it exactly, and is chosen when it alone does.
 
     100 N and 10 S validation beats, classes fitted as equally likely (balanced weights). At tau = 0 all 10 S
-    are found with 15 false S (accuracy 86.4 %, below the 90.9 % of "always N"); from tau = 0.1 on, 4 S with
+    are found with 15 false S (accuracy 86.4 %, below the 90.9 % of "always N"); at tau = 0.1, 4 S with
     2 false S (92.7 %), a lower macro F1:
 
     >>> p_s = np.r_[[0.85] * 2, [0.55] * 13, [0.1] * 85, [0.8] * 4, [0.55] * 6]
     >>> probs, y = np.c_[1 - p_s, p_s], np.r_[[0] * 100, [1] * 10]
-    >>> choose_tau(probs, y, y, np.array([0.55, 5.5]))
-    TauChoice(tau=0.0, score=0.7451737451737452, floor_met=True)
-    >>> choose_tau(probs, y, y, np.array([0.55, 5.5]), floor="majority")
-    TauChoice(tau=0.1, score=0.7303921568627452, floor_met=True)
+    >>> free = choose_tau(probs, y, y, np.array([0.55, 5.5]))
+    >>> free.tau, round(free.score, 3), free.floor_met
+    (0.0, 0.745, None)
+    >>> floored = choose_tau(probs, y, y, np.array([0.55, 5.5]), floor="majority")
+    >>> floored.tau, round(floored.score, 3), floored.floor_met, round(floored.margin, 3), floored.free_tau
+    (0.1, 0.73, True, 0.018, 0.0)
     """
     if floor not in FLOORS:
         raise ValueError(f"floor must be one of {FLOORS}, got {floor!r}")
+    if np.asarray(y).size == 0:
+        raise ValueError("no validation beats to choose tau on")
     n = probs.shape[1]
     sw = None if prior_counts is None else prevalence_weights(y, prior_counts)
     preds = [adjust(probs, prior_bias(y_train, weights, n, tau, prior_counts)).argmax(1) for tau in taus]
     scores = np.array([macro_f1(y, pred, n, min_beats, sw) for pred in preds])
+    free = int(np.argmax(scores))
     if floor == "none":
-        best = int(np.argmax(scores))
-        return TauChoice(float(taus[best]), float(scores[best]), True)
-    accuracy = np.array([weighted_accuracy(y, pred, sw) for pred in preds])
-    met = accuracy >= majority_accuracy(y, n, sw) - 1e-12
-    best = int(np.argmax(np.where(met, scores, -np.inf))) if met.any() else int(np.argmax(accuracy))
-    return TauChoice(float(taus[best]), float(scores[best]), bool(met.any()))
+        return TauChoice(float(taus[free]), float(scores[free]), None, None, float(taus[free]))
+    margins = np.array([weighted_accuracy(y, pred, sw) for pred in preds]) - majority_accuracy(y, n, sw)
+    met = margins >= -1e-12
+    best = int(np.argmax(np.where(met, scores, -np.inf))) if met.any() else int(np.argmax(margins))
+    return TauChoice(float(taus[best]), float(scores[best]), bool(met.any()), float(margins[best]),
+                     float(taus[free]))
 
 
 def adjust(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -261,7 +272,9 @@ class MacroF1Selection(_keras_callback()):
         frequencies the validation beats are weighted to (:func:`prevalence_weights`).
     floor : {"none", "majority"}
         With ``tau`` None: :func:`choose_tau`'s floor; an epoch whose chosen ``tau`` meets it beats every
-        epoch whose ``tau`` does not, whatever their macro F1.
+        epoch whose ``tau`` does not, whatever their macro F1, and of two epochs that miss it the one
+        closer to it wins. ``best_met`` is the kept epoch's ``floor_met`` (None without a floor or with a
+        fixed ``tau``) and ``best_free_tau`` the ``tau`` macro F1 alone would have chosen there.
     """
 
     def __init__(self, dataset: Any, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
@@ -272,10 +285,14 @@ class MacroF1Selection(_keras_callback()):
         self.min_beats, self.prior_counts = min_beats, prior_counts
         self.sample_weight = None if prior_counts is None else prevalence_weights(self.y, prior_counts)
         self.y_train, self.weights, self.tau = y_train, weights, tau
+        if floor not in FLOORS:
+            raise ValueError(f"floor must be one of {FLOORS}, got {floor!r}")
         self.floor = floor
         self.best, self.best_epoch, self.best_weights, self.wait = -1.0, 0, None, 0
-        self.best_met = False
+        self.best_key: tuple[int, float] | None = None    # (1, macro F1) floor met or none; (0, margin) missed
+        self.best_met: bool | None = None
         self.best_tau = 1.0 if tau is None else float(tau)
+        self.best_free_tau: float | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -285,18 +302,21 @@ class MacroF1Selection(_keras_callback()):
         logs["val_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(self.y.size), self.y], 1e-12))))
         logs["val_accuracy"] = float((probs.argmax(1) == self.y).mean())
         if self.tau is None:
-            tau, score, met = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats,
-                                         prior_counts=self.prior_counts, floor=self.floor)
+            choice = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats,
+                                prior_counts=self.prior_counts, floor=self.floor)
+            tau, score, met, free_tau = choice.tau, choice.score, choice.floor_met, choice.free_tau
+            key = (0, choice.margin) if met is False else (1, score)
         else:
             tau = float(self.tau)
             bias = prior_bias(self.y_train, self.weights, n, tau, self.prior_counts)
             score = macro_f1(self.y, adjust(probs, bias).argmax(1), n, self.min_beats, self.sample_weight)
-            met = True
+            met, free_tau, key = None, None, (1, score)
         logs["val_macro_f1"] = score
         logs["val_tau"] = tau
         logs["val_seconds"] = time.perf_counter() - t0
-        if (met, score) > (self.best_met, self.best):
-            self.best, self.best_epoch, self.wait, self.best_tau, self.best_met = score, epoch + 1, 0, tau, met
+        if self.best_key is None or key > self.best_key:
+            self.best, self.best_epoch, self.wait, self.best_tau = score, epoch + 1, 0, tau
+            self.best_key, self.best_met, self.best_free_tau = key, met, free_tau
             self.best_weights = self.model.get_weights()
         else:
             self.wait += 1

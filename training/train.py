@@ -297,7 +297,8 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
         "train_class_images": dict(zip(cfg.train_classes,
                                        np.bincount(sels["train"].y, minlength=n_out)[:n_out].tolist())),
         "decision_tau": 1.0 if tau is None else float(tau),
-        "decision_floor_met": None if selector is None else bool(selector.best_met),
+        "decision_floor_met": None if selector is None else selector.best_met,      # None: no floor applied
+        "decision_tau_unfloored": None if selector is None else selector.best_free_tau,   # macro F1 alone's tau
         "n_params": int(model.count_params()),
     }
     target = work / f"fold-{index:02d}"
