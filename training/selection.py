@@ -72,16 +72,30 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, min_beats: 
     >>> round(macro_f1(y, pred, 2), 3), round(macro_f1(y, pred, 2, min_beats=2), 3)   # class 1 (1 beat) left out
     (0.429, 0.857)
     """
+    counted = np.bincount(np.asarray(y_true, np.int64), minlength=n_classes)[:n_classes] >= min_beats
+    return _macro_f1(*_counts(y_true, y_pred, n_classes, sample_weight), counted)
+
+
+def _counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+            sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class, weighted: true positives, true beats, predicted beats (one pass feeds F1 and accuracy)."""
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
     w = np.ones(y_true.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
     hit = y_true == y_pred
     tp = np.bincount(y_true[hit], weights=w[hit], minlength=n_classes)[:n_classes]
     n_true = np.bincount(y_true, weights=w, minlength=n_classes)[:n_classes]
     n_pred = np.bincount(y_pred, weights=w, minlength=n_classes)[:n_classes]
+    return tp, n_true, n_pred
+
+
+def _macro_f1(tp: np.ndarray, n_true: np.ndarray, n_pred: np.ndarray, counted: np.ndarray) -> float:
     denom = n_true + n_pred
     f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
-    counted = np.bincount(y_true, minlength=n_classes)[:n_classes] >= min_beats
     return float(np.mean(f1[counted] if counted.any() else f1))
+
+
+def _ratio(part: float, whole: float) -> float:
+    return float(part / whole) if whole > 0 else 0.0
 
 
 def prior_bias(y_train: np.ndarray, weights: np.ndarray, n_classes: int, tau: float,
@@ -144,9 +158,10 @@ def weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.
     >>> weighted_accuracy(np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([1.0, 1.0, 2.0]))
     0.75
     """
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    w = np.ones(y_true.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    return float((w * (y_true == y_pred)).sum() / w.sum()) if w.sum() > 0 else 0.0
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    n = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1
+    tp, n_true, _ = _counts(y_true, y_pred, n, sample_weight)
+    return _ratio(tp.sum(), n_true.sum())
 
 
 def majority_accuracy(y_true: np.ndarray, n_classes: int, sample_weight: np.ndarray | None = None) -> float:
@@ -155,10 +170,8 @@ def majority_accuracy(y_true: np.ndarray, n_classes: int, sample_weight: np.ndar
     >>> majority_accuracy(np.array([0, 0, 1]), 2), majority_accuracy(np.array([0, 0, 1]), 2, np.array([1.0, 1, 6]))
     (0.6666666666666666, 0.75)
     """
-    y_true = np.asarray(y_true, np.int64)
-    w = np.ones(y_true.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    mass = np.bincount(y_true, weights=w, minlength=n_classes)
-    return float(mass.max() / mass.sum()) if mass.sum() > 0 else 0.0
+    _, n_true, _ = _counts(y_true, y_true, n_classes, sample_weight)
+    return _ratio(n_true.max(initial=0.0), n_true.sum())
 
 
 def choose_tau(probs: np.ndarray, y: np.ndarray, y_train: np.ndarray, weights: np.ndarray,
@@ -194,12 +207,15 @@ def choose_tau(probs: np.ndarray, y: np.ndarray, y_train: np.ndarray, weights: n
         raise ValueError("no validation beats to choose tau on")
     n = probs.shape[1]
     sw = None if prior_counts is None else prevalence_weights(y, prior_counts)
-    preds = [adjust(probs, prior_bias(y_train, weights, n, tau, prior_counts)).argmax(1) for tau in taus]
-    scores = np.array([macro_f1(y, pred, n, min_beats, sw) for pred in preds])
+    counted = np.bincount(np.asarray(y, np.int64), minlength=n)[:n] >= min_beats
+    counts = [_counts(y, adjust(probs, prior_bias(y_train, weights, n, tau, prior_counts)).argmax(1), n, sw)
+              for tau in taus]
+    scores = np.array([_macro_f1(*c, counted) for c in counts])
     free = int(np.argmax(scores))
     if floor == "none":
         return TauChoice(float(taus[free]), float(scores[free]), None, None, float(taus[free]))
-    margins = np.array([weighted_accuracy(y, pred, sw) for pred in preds]) - majority_accuracy(y, n, sw)
+    n_true = counts[0][1]                     # the same for every tau: the validation beats, weighted
+    margins = np.array([_ratio(tp.sum(), n_true.sum()) for tp, _, _ in counts]) - _ratio(n_true.max(), n_true.sum())
     met = margins >= -1e-12
     best = int(np.argmax(np.where(met, scores, -np.inf))) if met.any() else int(np.argmax(margins))
     return TauChoice(float(taus[best]), float(scores[best]), bool(met.any()), float(margins[best]),
