@@ -7,7 +7,7 @@ Stages (``python -m pipelines.<stage>``, see ``dvc.yaml``): ``ingest`` -> ``segm
 ``pipelines.core``        errors, atomic file writes, progress lines, CPU count, params, stage runner
 ``pipelines.records``     WFDB records: reading, verification, checksums, sources (local or PhysioNet)
 ``pipelines.signal``      R-peak detection (Christov), beat matching, windows, labels, rhythm and
-                          template (record-relative morphology) features
+                          template (beat morphology: record-relative and absolute) features
 ``pipelines.imaging``     beat images: raster engine and kernel, the matplotlib recipe, nine crops
 ``pipelines.printout``    paper ECG strips: page geometry, grid, traces, seeded distortions
 ``pipelines.formats``     on-disk formats: beats table, image shards (+ manifest, dataset card)
@@ -103,6 +103,8 @@ PUBLIC_API: dict[str, str] = {
     "rhythm_features": "pipelines.signal.rhythm",
     "rhythm_columns": "pipelines.signal.rhythm",
     "TEMPLATE_COLUMNS": "pipelines.signal.template",
+    "RELATIVE_COLUMNS": "pipelines.signal.template",
+    "MORPHOLOGY_COLUMNS": "pipelines.signal.template",
     "FEATURE_COLUMNS": "pipelines.signal.template",
     "TemplateSpec": "pipelines.signal.template",
     "template_features": "pipelines.signal.template",

@@ -130,9 +130,10 @@ def write_shards(root: str | Path, records: Mapping[str, Mapping[str | None, int
 #: The image shards' RR-interval columns (``pipelines.RR_COLUMNS``).
 RR_COLUMNS = ("rr_pre_ms", "rr_post_ms", "rr_local_ms", "rr_record_ms")
 
-#: The image shards' template columns (``pipelines.TEMPLATE_COLUMNS``).
+#: The image shards' template columns (record-relative, then absolute morphology).
 TEMPLATE_COLUMNS = ("tpl_corr_qrs", "tpl_corr", "tpl_rms", "tpl_rms_qrs", "tpl_ptp", "tpl_slope", "tpl_width",
-                    "tpl_area", "tpl_max", "tpl_min", "tpl_twave")
+                    "tpl_area", "tpl_max", "tpl_min", "tpl_twave",
+                    *(f"mor_q{i}" for i in range(10)), *(f"mor_t{i}" for i in range(9)), "mor_qrs_ms")
 
 
 def template_columns(rows: list[tuple]) -> dict[str, list[float | None]]:

@@ -99,3 +99,24 @@ def test_unknown_run_and_bad_train_classes_are_named():
         run_config(train, "record")
     train["runs"]["record"]["train_classes"] = ["N", "V"]
     assert run_config(train, "record").train_classes == ("N", "V")
+
+def test_a_rhythm_run_may_name_its_own_template_features():
+    train = load_params("params.yaml", "train")
+    base = {"model": "small_cnn", "method": "annotations", "folds": "beat", "labels": "jun8"}
+    train["template_features"] = ["tpl_corr"]
+    train["runs"]["m"] = {**base, "rhythm": True, "template_features": ["tpl_corr", "mor_q3", "mor_qrs_ms"]}
+    train["runs"]["d"] = {**base, "rhythm": True}
+    train["runs"]["none"] = {**base, "rhythm": True, "template_features": []}
+    assert run_config(train, "m").template_features == ("tpl_corr", "mor_q3", "mor_qrs_ms")
+    assert run_config(train, "m").branch_features[-3:] == ("tpl_corr", "mor_q3", "mor_qrs_ms")
+    assert run_config(train, "d").template_features == ("tpl_corr",)
+    assert run_config(train, "none").template_features == ()
+    train["runs"]["bad"] = {**base, "template_features": ["mor_q3"]}
+    with pytest.raises(ConfigError, match="template_features: needs rhythm: true"):
+        run_config(train, "bad")
+    train["runs"]["bad"] = {**base, "rhythm": True, "template_features": ["mor_q3", "mor_q3"]}
+    with pytest.raises(ConfigError, match=r"template_features: lists a column twice"):
+        run_config(train, "bad")
+    train["runs"]["bad"] = {**base, "rhythm": True, "template_features": ["mor_q10"]}
+    with pytest.raises(ConfigError, match=r"train.runs.bad.template_features.0"):
+        run_config(train, "bad")

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines import MORPHOLOGY_COLUMNS
 from pipelines.core.errors import DataError
 from pipelines.formats import beats as fb
 
@@ -92,8 +93,14 @@ def test_wrong_schema_and_missing_metadata(tmp_path, table_path):
         {fb.METADATA_KEY: json.dumps({**META, "schema_version": 1})})
     pq.write_table(old, tmp_path / "v1.parquet")            # a table of the format before the template columns
     with pytest.raises(DataError, match=r"v1.parquet: beats table lacks column\(s\) \['tpl_corr_qrs', .*\] "
-                                        r"\(written as schema_version 1; this code reads 2: rerun the segment stage\)"):
+                                        r"\(written as schema_version 1; this code reads 3: rerun the segment stage\)"):
         fb.read_beats(tmp_path / "v1.parquet")
+    v2 = t.drop_columns(list(MORPHOLOGY_COLUMNS)).replace_schema_metadata(
+        {fb.METADATA_KEY: json.dumps({**META, "schema_version": 2})})
+    pq.write_table(v2, tmp_path / "v2.parquet")            # before the absolute morphology columns
+    with pytest.raises(DataError, match=r"v2.parquet: beats table lacks column\(s\) \['mor_q0', .*'mor_qrs_ms'\] "
+                                        r"\(written as schema_version 2; this code reads 3"):
+        fb.read_beats(tmp_path / "v2.parquet")
     pq.write_table(t.replace_schema_metadata(None), tmp_path / "nometa.parquet")
     with pytest.raises(DataError, match="nometa.parquet: no 'ecg_beats' schema metadata"):
         fb.verify_beats(tmp_path / "nometa.parquet")

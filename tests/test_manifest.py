@@ -58,7 +58,7 @@ def cli(root, capsys) -> tuple[int, str]:
 
 def test_the_stage_output_verifies_and_opens(built, capsys):
     manifest = mf.verify_shards(built)
-    assert manifest["format_version"] == shards.FORMAT_VERSION == 4
+    assert manifest["format_version"] == shards.FORMAT_VERSION == 5
     files = imageset.open_image_set(built)
     assert len(files.rows) == manifest["rows"] and (files.rows["crop"] == 0).sum() == manifest["beats"]
     assert list(files.rows.columns[:len(shards.META_COLUMNS)]) == list(shards.META_COLUMNS)
@@ -220,7 +220,7 @@ def test_open_images_refuses_a_manifest_without_hashes(dataset):
 
 def test_manifest_from_older_format_is_refused(dataset):
     edit_manifest(dataset, lambda d: d.update(format_version=2))
-    with pytest.raises(DataError, match="format_version 2, this code reads 4"):
+    with pytest.raises(DataError, match="format_version 2, this code reads 5"):
         mf.verify_shards(dataset)
 
 

@@ -1,11 +1,12 @@
-"""Record-relative morphology (pipelines/signal/template.py): beats against their record's median beat."""
+"""Beat morphology (pipelines/signal/template.py): beats against their record's median beat, and absolute."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import yaml
 
-from pipelines import TEMPLATE_COLUMNS, TemplateSpec, template_features, template_matrix
+from pipelines import (MORPHOLOGY_COLUMNS, RELATIVE_COLUMNS, TEMPLATE_COLUMNS, TemplateSpec, template_features,
+                       template_matrix)
 from pipelines.core.errors import ConfigError
 from pipelines.formats.beats import beats_table
 from pipelines.records.reader import EcgRecord
@@ -54,13 +55,45 @@ def test_a_ventricular_like_beat_differs_from_its_record_template():
     assert f["tpl_max"][normal].min() > 0.8
 
 
-def test_features_are_scale_free_and_deterministic():
-    """Amplitudes are in units of the template's QRS peak-to-peak: a lead's gain does not matter."""
+def test_relative_features_are_scale_free_and_all_deterministic():
+    """Record-relative amplitudes are in units of the template's QRS peak-to-peak: a lead's gain does not
+    matter to them; the absolute morphology samples scale with it, and the QRS width (ms) does not."""
     x, r, _ = _record_signal(seed=3)
     a, b = template_features(x, r, FS), template_features(3.0 * x, r, FS)
-    for c in TEMPLATE_COLUMNS:
+    for c in RELATIVE_COLUMNS + ("mor_qrs_ms",):
         np.testing.assert_allclose(a[c], b[c], rtol=1e-9, atol=1e-9, err_msg=c)
-        assert template_features(x, r, FS)[c].tobytes() == a[c].tobytes(), c
+    for c in MORPHOLOGY_COLUMNS[:-1]:
+        np.testing.assert_allclose(3.0 * a[c], b[c], rtol=1e-9, atol=1e-9, err_msg=c)
+    again = template_features(x, r, FS)
+    for c in TEMPLATE_COLUMNS:
+        assert again[c].tobytes() == a[c].tobytes(), c
+
+
+def test_absolute_morphology_samples_the_beat_in_mv():
+    """mor_q* sample the band-passed beat over the QRS (R at mor_q3, 0 ms of -50..100), mor_t* over the T
+    wave (a 0.25 mV bump 250 ms after R), mor_qrs_ms is the width in ms: wide for the ventricular-like beats."""
+    x, r, wide = _record_signal()
+    f = template_features(x, r, FS)
+    ok = np.isfinite(f["mor_q3"])
+    normal, ectopic = ok & ~wide, ok & wide
+    assert list(MORPHOLOGY_COLUMNS) == [f"mor_q{i}" for i in range(10)] + [f"mor_t{i}" for i in range(9)] + ["mor_qrs_ms"]
+    assert 0.8 < f["mor_q3"][normal].min() and f["mor_q3"][normal].max() < 1.3       # the 1.2 mV R, band-passed
+    assert f["mor_q3"][ectopic].max() < -1.0                                           # the inverted wide beat
+    assert np.abs(f["mor_q0"][normal]).max() < 0.2                                     # 50 ms before a narrow R
+    t_peak = np.stack([f[f"mor_t{i}"] for i in range(9)])[:, normal].max(axis=0)
+    assert 0.1 < t_peak.min() and t_peak.max() < 0.35
+    assert f["mor_qrs_ms"][ectopic].min() > 2 * f["mor_qrs_ms"][normal].max()
+    assert 5.0 < f["mor_qrs_ms"][normal].min()
+
+
+def test_morphology_spans_are_checked():
+    assert TemplateSpec.from_params({"morph_t_ms": [100, 300]}).morph_t_ms == (100.0, 300.0)
+    with pytest.raises(ValueError, match="morph_qrs_ms"):
+        TemplateSpec(morph_qrs_ms=(-240.0, 100.0))
+    with pytest.raises(ValueError, match="morph_t_ms"):
+        TemplateSpec(morph_t_ms=(300.0, 200.0))
+    with pytest.raises(ConfigError, match="segment.template.morph_t_ms"):
+        SegmentConfig.from_params({"template": {"morph_t_ms": [150.0, 450.0]}}, "annotations")
 
 
 def test_beats_whose_window_leaves_the_record_are_null():
@@ -103,7 +136,7 @@ def test_template_matrix_fills_nulls_and_names_missing_columns():
     m = template_matrix({c: [1.0, None, np.inf] for c in TEMPLATE_COLUMNS})
     assert m.shape == (3, len(TEMPLATE_COLUMNS)) and m.dtype == np.float32
     assert m[0].tolist() == [1.0] * len(TEMPLATE_COLUMNS) and not m[1:].any()
-    with pytest.raises(KeyError, match="no template columns \\['tpl_twave'\\]"):
+    with pytest.raises(KeyError, match="no template columns \\['mor_qrs_ms'\\]"):
         template_matrix({c: [1.0] for c in TEMPLATE_COLUMNS[:-1]})
 
 
@@ -146,4 +179,6 @@ def test_params_yaml_template_section_is_the_default():
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     assert SegmentConfig.from_params(params["segment"], "annotations").template == TemplateSpec()
-    assert params["train"]["template_features"] == list(TEMPLATE_COLUMNS)
+    assert params["train"]["template_features"] == list(RELATIVE_COLUMNS)    # inter-patient runs: relative only
+    jun8 = params["train"]["runs"]["small_cnn-beat-jun8"]
+    assert jun8["template_features"] == list(TEMPLATE_COLUMNS)                 # intra-patient: absolute too

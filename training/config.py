@@ -153,7 +153,8 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         selection_min_beats=train.selection_min_beats,
         decision_floor=train.decision_floor,
         rhythm_features=tuple(train.rhythm_features),   # the rhythm branch's, and the rhythm-only baseline's
-        template_features=tuple(train.template_features),   # the rhythm branch's only
+        template_features=tuple(train.template_features if spec.template_features is None
+                                else spec.template_features),   # the rhythm branch's, and the RR + template baseline's
         image_dropout=(float(hyper.image_dropout if spec.image_dropout is None else spec.image_dropout)
                        if spec.rhythm else 0.0),      # image-only runs: no second input to lean on
         timed_classes=_timed(spec, run),

@@ -187,10 +187,10 @@ DECODERS: tuple[str, ...] = ("cv2", "tf")
 
 def model_feature_names() -> tuple[str, ...]:
     """Every name the second input of a rhythm run can take: :data:`pipelines.RHYTHM_FEATURES` (RR ratios),
-    then :data:`pipelines.TEMPLATE_COLUMNS` (morphology against the record's median beat).
+    then :data:`pipelines.TEMPLATE_COLUMNS` (beat morphology: against the record's median beat, and absolute).
 
     >>> model_feature_names()[0], model_feature_names()[-1]
-    ('log_pre_local', 'tpl_twave')
+    ('log_pre_local', 'mor_qrs_ms')
     """
     from pipelines import RHYTHM_FEATURES, TEMPLATE_COLUMNS
 

@@ -148,13 +148,16 @@ LowHigh = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(mi
 
 
 class TemplateSection(Section):
-    """``segment.template``: record-relative morphology (``pipelines.signal.template.TemplateSpec``)."""
+    """``segment.template``: beat morphology, record-relative and absolute
+    (``pipelines.signal.template.TemplateSpec``)."""
 
     before_ms: Milliseconds = 250.0
     after_ms: Milliseconds = 400.0
     qrs_before_ms: Milliseconds = 80.0
     qrs_after_ms: Milliseconds = 120.0
     band_hz: LowHigh = [0.5, 40.0]
+    morph_qrs_ms: LowHigh = [-50.0, 100.0]     # absolute morphology: QRS samples, ms around R (may start before R)
+    morph_t_ms: LowHigh = [150.0, 380.0]       # T-wave samples, ms after R
 
     @model_validator(mode="after")
     def _qrs_inside(self) -> "TemplateSection":
@@ -164,6 +167,12 @@ class TemplateSection(Section):
                 f"(-{self.before_ms}..{self.after_ms} ms), 50 ms clear of its start (the baseline)"))
         if self.band_hz[0] <= 0:
             raise KeyProblem("band_hz", problem=f"the low edge must be > 0 Hz, got {self.band_hz[0]}")
+        for key in ("morph_qrs_ms", "morph_t_ms"):
+            start, end = getattr(self, key)
+            if not (-(self.before_ms - 50.0) <= start and end < self.after_ms):
+                raise KeyProblem(key, problem=(
+                    f"[{start}, {end}] ms must lie inside the window (-{self.before_ms}..{self.after_ms} ms), "
+                    f"50 ms clear of its start (the baseline)"))
         return self
 
 
@@ -370,7 +379,10 @@ DEFAULT_RHYTHM_FEATURES = ("log_pre_local", "log_post_local", "rr_missing")
 
 #: ``pipelines.signal.template.TEMPLATE_COLUMNS`` (tests/test_params.py checks that they agree).
 TemplateFeature = Literal["tpl_corr_qrs", "tpl_corr", "tpl_rms", "tpl_rms_qrs", "tpl_ptp", "tpl_slope", "tpl_width",
-                          "tpl_area", "tpl_max", "tpl_min", "tpl_twave"]
+                          "tpl_area", "tpl_max", "tpl_min", "tpl_twave",
+                          "mor_q0", "mor_q1", "mor_q2", "mor_q3", "mor_q4", "mor_q5", "mor_q6", "mor_q7", "mor_q8",
+                          "mor_q9", "mor_t0", "mor_t1", "mor_t2", "mor_t3", "mor_t4", "mor_t5", "mor_t6", "mor_t7",
+                          "mor_t8", "mor_qrs_ms"]
 
 
 class RunSection(Section):
@@ -389,6 +401,7 @@ class RunSection(Section):
     batch_size: Optional[Annotated[int, Field(ge=1)]] = None       # overrides train.<model>.batch_size
     max_train_images: Optional[Annotated[int, Field(ge=0)]] = None   # overrides train.<model>.max_train_images
     image_dropout: Optional[Annotated[float, Field(ge=0, lt=1)]] = None   # overrides train.<model>.image_dropout
+    template_features: Optional[list[TemplateFeature]] = None   # overrides train.template_features (rhythm runs)
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> "RunSection":
@@ -397,6 +410,10 @@ class RunSection(Section):
         if self.image_dropout is not None and not self.rhythm:
             raise KeyProblem("image_dropout", problem="needs rhythm: true (it drops the image features so that "
                                                       "the second input must carry the decision)")
+        if self.template_features is not None and not self.rhythm:
+            raise KeyProblem("template_features", problem="needs rhythm: true (the features are the second input)")
+        if self.template_features and len(set(self.template_features)) != len(self.template_features):
+            raise KeyProblem("template_features", problem=f"lists a column twice: {self.template_features}")
         return self
 
 

@@ -36,8 +36,9 @@ from ..signal.template import FEATURE_COLUMNS, TEMPLATE_COLUMNS
 METADATA_KEY = "ecg_beats"
 
 #: ``schema_version`` of the tables this code writes (in the :data:`METADATA_KEY` metadata): 1 had no
-#: template columns; 2 adds :data:`pipelines.TEMPLATE_COLUMNS`.
-SCHEMA_VERSION = 2
+#: template columns; 2 adds :data:`pipelines.TEMPLATE_COLUMNS`; 3 adds their absolute morphology columns
+#: (``mor_*``, :data:`pipelines.MORPHOLOGY_COLUMNS`).
+SCHEMA_VERSION = 3
 
 #: Rows per Parquet row group of the beats table (about 10 MB of samples at 360 Hz).
 ROW_GROUP_ROWS = 8192
@@ -59,7 +60,7 @@ BEATS_SCHEMA = pa.schema([
     pa.field("start", pa.int64(), nullable=False),
     pa.field("end", pa.int64(), nullable=False),
     *(pa.field(c, pa.float32()) for c in RR_COLUMNS),   # rhythm: null at the record's edges
-    *(pa.field(c, pa.float32()) for c in TEMPLATE_COLUMNS),   # morphology against the record's median beat
+    *(pa.field(c, pa.float32()) for c in TEMPLATE_COLUMNS),   # morphology: against the record's median beat, absolute
     pa.field("signal", pa.list_(pa.float32()), nullable=False),
 ])
 

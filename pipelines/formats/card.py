@@ -119,6 +119,12 @@ _FIELD_DOCS: dict[str, tuple[str, str]] = {
     "tpl_max": ("sc:Float", "Template: the beat's QRS maximum, in units of the median QRS peak-to-peak."),
     "tpl_min": ("sc:Float", "Template: the beat's QRS minimum, in units of the median QRS peak-to-peak."),
     "tpl_twave": ("sc:Float", "Template: mean of beat minus the record's median beat after the QRS."),
+    **{f"mor_q{i}": ("sc:Float", f"Morphology: the band-passed beat (mV) at QRS sample {i} of 10, evenly spaced over "
+                     "segment.template morph_qrs_ms around R (default -50..100 ms).") for i in range(10)},
+    **{f"mor_t{i}": ("sc:Float", f"Morphology: the band-passed beat (mV) at T-wave sample {i} of 9, evenly spaced "
+                     "over segment.template morph_t_ms after R (default 150..380 ms).") for i in range(9)},
+    "mor_qrs_ms": ("sc:Float", "Morphology: QRS width (ms), samples steeper than 20 % of the beat's steepest QRS "
+                   "slope."),
     "crop": ("sc:Integer", "0 = the original image; 1..9 = the nine crops (rows {0,16,32} x columns "
              "{0,16,32}, row-major), resized back to the image size."),
     "image": ("sc:ImageObject", "The beat image: PNG, 8-bit grayscale."),

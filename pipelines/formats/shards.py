@@ -49,7 +49,8 @@ from .png import (DEFAULT_PNG_LEVEL, IMAGE_TYPE, PNG_FILTER, decode_images, deco
 #: 2: shards under ``data/<config>/<split>-*.parquet`` (originals / crops x train / test / paced).
 #: 3: the RR columns (``pipelines.signal.rhythm.RR_COLUMNS``) after ``jun8``.
 #: 4: the template columns (``pipelines.signal.template.TEMPLATE_COLUMNS``) after the RR columns.
-FORMAT_VERSION = 4
+#: 5: the template columns include the absolute morphology columns (``mor_*``).
+FORMAT_VERSION = 5
 
 #: Schema metadata key of the Hugging Face features JSON.
 HF_METADATA_KEY = "huggingface"

@@ -1,4 +1,4 @@
-"""Record-relative morphology: each beat measured against its own record's median beat.
+"""Beat morphology: each beat measured against its own record's median beat, and its own band-passed samples.
 
 Patients differ more from each other than a patient's normal beats differ from its ectopic ones, which is
 what makes the inter-patient split (DS1 -> DS2) hard: a CNN trained on DS1 calls every beat of a DS2 record
@@ -30,6 +30,20 @@ tpl_min          the beat's QRS minimum
 tpl_twave        mean of (beat - template) after the QRS
 ================ =================================================================================
 
+Beside these record-relative columns, the beat's own morphology in absolute units (de Chazal et al. 2004's
+morphology features, "mor" columns): the band-passed, baseline-corrected beat sampled at
+:data:`MORPHOLOGY_QRS_SAMPLES` evenly spaced times over ``morph_qrs_ms`` around R and
+:data:`MORPHOLOGY_T_SAMPLES` over ``morph_t_ms`` (mV), and the QRS width in ms (the same slope rule as
+``tpl_width``, not divided by the template's). They describe a patient's beats as they are, so they serve
+intra-patient protocols (a left bundle branch block beat *is* its record's normal morphology, which the
+record-relative columns cannot see); across patients they carry each patient's own shape:
+
+================ =================================================================================
+mor_q0..mor_q9   the beat at 10 times from ``morph_qrs_ms[0]`` to ``morph_qrs_ms[1]`` around R (mV)
+mor_t0..mor_t8   the beat at 9 times from ``morph_t_ms[0]`` to ``morph_t_ms[1]`` after R (mV)
+mor_qrs_ms       QRS width (ms): samples steeper than 20 % of the beat's own steepest QRS slope
+================ =================================================================================
+
 A beat whose window runs off the record, and every beat of a record with fewer than
 :data:`MIN_BEATS` beats or a flat template, gets nulls (counted by the segment stage). Unrecovered
 samples (NaN, as in a digitised signal) are filled by linear interpolation before filtering.
@@ -55,6 +69,8 @@ True
 True
 >>> bool(f["tpl_width"][5] > 2 * f["tpl_width"][4])
 True
+>>> bool(f["mor_qrs_ms"][5] > 2 * f["mor_qrs_ms"][4]), bool(abs(f["mor_q3"][4] - 1.0) < 0.1)
+(True, True)
 """
 from __future__ import annotations
 
@@ -65,10 +81,23 @@ import numpy as np
 
 from .rhythm import RR_COLUMNS
 
-#: The template columns of the beats table and of the image shards (float32, null where undefined).
-TEMPLATE_COLUMNS: tuple[str, ...] = (
+#: Samples of the QRS part and of the T part in the absolute morphology columns (de Chazal et al. 2004).
+MORPHOLOGY_QRS_SAMPLES = 10
+MORPHOLOGY_T_SAMPLES = 9
+
+#: The record-relative columns: the beat against its record's median beat.
+RELATIVE_COLUMNS: tuple[str, ...] = (
     "tpl_corr_qrs", "tpl_corr", "tpl_rms", "tpl_rms_qrs", "tpl_ptp", "tpl_slope", "tpl_width", "tpl_area",
     "tpl_max", "tpl_min", "tpl_twave")
+
+#: The absolute morphology columns: the beat's own band-passed samples (mV) and QRS width (ms).
+MORPHOLOGY_COLUMNS: tuple[str, ...] = (
+    *(f"mor_q{i}" for i in range(MORPHOLOGY_QRS_SAMPLES)), *(f"mor_t{i}" for i in range(MORPHOLOGY_T_SAMPLES)),
+    "mor_qrs_ms")
+
+#: The template columns of the beats table and of the image shards (float32, null where undefined):
+#: record-relative, then absolute morphology.
+TEMPLATE_COLUMNS: tuple[str, ...] = RELATIVE_COLUMNS + MORPHOLOGY_COLUMNS
 
 #: The per-beat feature columns carried from the beats table into the image shards: RR, then template.
 FEATURE_COLUMNS: tuple[str, ...] = RR_COLUMNS + TEMPLATE_COLUMNS
@@ -98,6 +127,10 @@ class TemplateSpec:
     Traceback (most recent call last):
     ...
     ValueError: segment.template: the QRS part (-300.0..120.0 ms) must lie inside the window (-250.0..400.0 ms), 50 ms clear of its start (the baseline)
+    >>> TemplateSpec(morph_t_ms=(150.0, 400.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: segment.template.morph_t_ms: need -250.0 <= start < end < 400.0 (inside the window, 50 ms clear of its start), got [150.0, 400.0]
     """
 
     before_ms: float = 250.0
@@ -105,6 +138,8 @@ class TemplateSpec:
     qrs_before_ms: float = 80.0
     qrs_after_ms: float = 120.0
     band_hz: tuple[float, float] = (0.5, 40.0)
+    morph_qrs_ms: tuple[float, float] = (-50.0, 100.0)
+    morph_t_ms: tuple[float, float] = (150.0, 380.0)
 
     def __post_init__(self) -> None:
         if not (0 < self.qrs_before_ms <= self.before_ms - BASELINE_MS / 2 and 0 < self.qrs_after_ms < self.after_ms):
@@ -114,19 +149,25 @@ class TemplateSpec:
         low, high = self.band_hz
         if not 0 < low < high:
             raise ValueError(f"segment.template.band_hz: need 0 < low < high, got {list(self.band_hz)}")
+        for key in ("morph_qrs_ms", "morph_t_ms"):
+            start, end = getattr(self, key)
+            if not -(self.before_ms - BASELINE_MS / 2) <= start < end < self.after_ms:
+                raise ValueError(f"segment.template.{key}: need {-self.before_ms} <= start < end < {self.after_ms} "
+                                 f"(inside the window, {BASELINE_MS / 2:g} ms clear of its start), got "
+                                 f"{[start, end]}")
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any] | None) -> "TemplateSpec":
         """From the ``segment.template`` mapping (missing keys keep their defaults)."""
         section = dict(section or {})
-        if "band_hz" in section:
-            section["band_hz"] = tuple(float(v) for v in section["band_hz"])
-        return cls(**{k: (float(v) if k != "band_hz" else v) for k, v in section.items()})
+        pairs = ("band_hz", "morph_qrs_ms", "morph_t_ms")
+        return cls(**{k: (tuple(float(x) for x in v) if k in pairs else float(v)) for k, v in section.items()})
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready provenance."""
         return {"before_ms": self.before_ms, "after_ms": self.after_ms, "qrs_before_ms": self.qrs_before_ms,
-                "qrs_after_ms": self.qrs_after_ms, "band_hz": list(self.band_hz)}
+                "qrs_after_ms": self.qrs_after_ms, "band_hz": list(self.band_hz),
+                "morph_qrs_ms": list(self.morph_qrs_ms), "morph_t_ms": list(self.morph_t_ms)}
 
 
 def _band(signal: np.ndarray, fs: float, band_hz: tuple[float, float]) -> np.ndarray:
@@ -159,6 +200,15 @@ def _corr(a: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _log_ratio(a: np.ndarray, b: float) -> np.ndarray:
     return np.log(np.maximum(a / b, 1e-3))
+
+
+def _samples(w: np.ndarray, before: int, fs: float, span_ms: tuple[float, float], n: int,
+             prefix: str) -> dict[str, np.ndarray]:
+    """Columns ``<prefix>0..<prefix>{n-1}``: the windows ``w`` (R at column ``before``) at ``n`` evenly spaced
+    times over ``span_ms`` around R, each at its nearest sample."""
+    cols = before + np.round(np.linspace(span_ms[0], span_ms[1], n) * fs / 1000.0).astype(np.int64)
+    cols = np.clip(cols, 0, w.shape[1] - 1)
+    return {f"{prefix}{i}": w[:, c] for i, c in enumerate(cols)}
 
 
 def template_features(signal: np.ndarray, r_sample: np.ndarray, fs: float,
@@ -201,6 +251,7 @@ def template_features(signal: np.ndarray, r_sample: np.ndarray, fs: float,
     if ptp < FLAT_MV:
         return out
     dw, dt = np.abs(np.diff(wq, axis=1)), np.abs(np.diff(tq))
+    width = (dw > WIDTH_SLOPE_FRACTION * dw.max(axis=1, keepdims=True)).sum(axis=1)
     width_t = max(int((dt > WIDTH_SLOPE_FRACTION * dt.max()).sum()), 1)
     area_t = float(np.abs(tq).sum())
     values = {
@@ -210,11 +261,14 @@ def template_features(signal: np.ndarray, r_sample: np.ndarray, fs: float,
         "tpl_rms_qrs": np.sqrt(((wq - tq) ** 2).mean(axis=1)) / ptp,
         "tpl_ptp": _log_ratio(wq.max(axis=1) - wq.min(axis=1), ptp),
         "tpl_slope": _log_ratio(dw.max(axis=1), max(float(dt.max()), 1e-12)),
-        "tpl_width": (dw > WIDTH_SLOPE_FRACTION * dw.max(axis=1, keepdims=True)).sum(axis=1) / width_t,
+        "tpl_width": width / width_t,
         "tpl_area": np.abs(wq).sum(axis=1) / max(area_t, 1e-12),
         "tpl_max": wq.max(axis=1) / ptp,
         "tpl_min": wq.min(axis=1) / ptp,
         "tpl_twave": (w[:, q1:] - tpl[q1:]).mean(axis=1) / ptp,
+        "mor_qrs_ms": width * (1000.0 / fs),
+        **_samples(w, before, fs, spec.morph_qrs_ms, MORPHOLOGY_QRS_SAMPLES, "mor_q"),
+        **_samples(w, before, fs, spec.morph_t_ms, MORPHOLOGY_T_SAMPLES, "mor_t"),
     }
     for c in TEMPLATE_COLUMNS:
         out[c][inside] = values[c]
