@@ -120,3 +120,25 @@ def test_a_rhythm_run_may_name_its_own_template_features():
     train["runs"]["bad"] = {**base, "rhythm": True, "template_features": ["mor_q10"]}
     with pytest.raises(ConfigError, match=r"train.runs.bad.template_features.0"):
         run_config(train, "bad")
+
+
+def test_the_rhythm_branch_settings_come_from_the_model_and_a_rhythm_run_may_override_them():
+    train = load_params("params.yaml", "train")
+    base = {"model": "small_cnn", "method": "annotations", "folds": "beat", "labels": "jun8"}
+    train["small_cnn"] = {**train["small_cnn"], "rhythm_units": 24, "rhythm_standardize": False}
+    train["runs"]["d"] = {**base, "rhythm": True}
+    train["runs"]["o"] = {**base, "rhythm": True, "rhythm_units": 128, "rhythm_standardize": True}
+    train["runs"]["i"] = dict(base)
+    assert (run_config(train, "d").rhythm_units, run_config(train, "d").rhythm_standardize) == (24, False)
+    assert (run_config(train, "o").rhythm_units, run_config(train, "o").rhythm_standardize) == (128, True)
+    train["small_cnn"]["rhythm_standardize"] = True
+    assert run_config(train, "i").rhythm_standardize is False          # image-only: no second input to scale
+    jun8 = run_config(load_params("params.yaml", "train"), "small_cnn-beat-jun8")
+    assert jun8.rhythm_standardize and jun8.rhythm_units > 16
+    for key, value in (("rhythm_units", 32), ("rhythm_standardize", True)):
+        train["runs"]["bad"] = {**base, key: value}
+        with pytest.raises(ConfigError, match=f"{key}: needs rhythm: true"):
+            run_config(train, "bad")
+    train["runs"]["bad"] = {**base, "rhythm": True, "rhythm_units": 0}
+    with pytest.raises(ConfigError, match="train.runs.bad.rhythm_units"):
+        run_config(train, "bad")

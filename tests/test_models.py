@@ -217,3 +217,38 @@ def test_image_dropout_drops_whole_image_feature_vectors(tmp_path):
                                                                 image_dropout=0.5).layers]     # image-only: none
     with pytest.raises(ConfigError, match="image_dropout"):
         build_model("small_cnn", 4, input_size=16, rhythm_features=3, image_dropout=1.0)
+
+
+def test_the_rhythm_branch_can_be_wider_and_standardise_its_input(tmp_path):
+    """rhythm_units sets the branch's width; rhythm_scale = (mean, sd) standardises the second input inside
+    the model (a fixed Normalization layer that is saved with it), so a feature in ms beside one in log
+    ratios reaches the dense layer on the same scale."""
+    import keras
+
+    from training.data import branch_scale
+
+    rng = np.random.default_rng(4)
+    feats = np.stack([rng.normal(80.0, 20.0, 64), rng.normal(0.0, 0.1, 64), np.full(64, 3.0)], 1).astype(np.float32)
+    scale = branch_scale(feats)
+    np.testing.assert_allclose(scale[0], feats.mean(0), rtol=1e-5)
+    assert scale[1][2] == 1.0                                     # a constant column is not divided by 0
+    model = build_model("small_cnn", 4, input_size=16, width=0.25, rhythm_features=3, rhythm_units=32,
+                        rhythm_scale=scale)
+    norm = keras.Model(model.inputs, model.get_layer("rhythm_norm").output)
+    x = {"image": rng.random((64, 16, 16, 1), np.float32), "rhythm": feats}
+    z = np.asarray(norm(x))
+    np.testing.assert_allclose(z[:, :2].mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(z[:, :2].std(0), 1.0, atol=1e-3)
+    np.testing.assert_allclose(z[:, 2], 0.0, atol=1e-6)
+    assert model.get_layer("rhythm_fc").units == 32
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    plain = build_model("small_cnn", 4, input_size=16, width=0.25, rhythm_features=3)
+    assert "rhythm_norm" not in [l.name for l in plain.layers] and plain.get_layer("rhythm_fc").units == 16
+    with pytest.raises(ConfigError, match="rhythm_scale: need a mean and an sd per rhythm feature"):
+        build_model("small_cnn", 4, input_size=16, rhythm_features=2, rhythm_scale=scale)
+    with pytest.raises(ConfigError, match="sds finite and > 0"):
+        build_model("small_cnn", 4, input_size=16, rhythm_features=3, rhythm_scale=(scale[0], [1.0, 0.0, 1.0]))
+    with pytest.raises(ConfigError, match="rhythm_units"):
+        build_model("small_cnn", 4, input_size=16, rhythm_features=3, rhythm_units=0)

@@ -64,6 +64,8 @@ class RunConfig:
     image_cache_mb: int = 1024
     image_dropout: float = 0.0
     timed_classes: tuple[str, ...] = ()
+    rhythm_units: int = 16
+    rhythm_standardize: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,4 +160,7 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         image_dropout=(float(hyper.image_dropout if spec.image_dropout is None else spec.image_dropout)
                        if spec.rhythm else 0.0),      # image-only runs: no second input to lean on
         timed_classes=_timed(spec, run),
+        rhythm_units=int(hyper.rhythm_units if spec.rhythm_units is None else spec.rhythm_units),
+        rhythm_standardize=bool(spec.rhythm and (hyper.rhythm_standardize if spec.rhythm_standardize is None
+                                                 else spec.rhythm_standardize)),
     )

@@ -299,6 +299,22 @@ def _model_features(table: dict[str, np.ndarray], names: Sequence[str] | None) -
     return np.nan_to_num(np.asarray(features, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def branch_scale(features: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-column mean and sd of a second-input matrix (the training side's rows), for standardising it
+    inside the model (``train.<model>.rhythm_standardize``); a constant column gets sd 1 (left as it is,
+    less its mean).
+
+    >>> branch_scale(np.array([[1.0, 5.0], [3.0, 5.0]], np.float32))
+    ([2.0, 5.0], [1.0, 1.0])
+    """
+    x = np.asarray(features, np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"branch_scale: need a non-empty (rows, features) matrix, got shape {x.shape}")
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    sd = np.where(sd > 1e-6 * np.maximum(np.abs(mean), 1.0), sd, 1.0)
+    return [float(v) for v in mean], [float(v) for v in sd]
+
+
 def select_features(features: np.ndarray, names: Sequence[str] | None,
                     available: Sequence[str] | None = None) -> np.ndarray:
     """Columns ``names`` of a feature matrix whose columns are ``available`` (all when ``names`` is None or

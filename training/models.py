@@ -21,7 +21,9 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from pipelines import ConfigError
 
@@ -74,9 +76,13 @@ def _inputs(input_size: int, data_format: str, rhythm_features: int) -> list[Any
 
 
 def _with_rhythm(features: Any, inputs: list[Any], dtype: str, timed: tuple[int, ...] = (),
-                 image_dropout: float = 0.0) -> Any:
-    """Concatenate the image features with the rhythm branch (dense ``RHYTHM_UNITS``, ReLU), if any.
+                 image_dropout: float = 0.0, rhythm_units: int = RHYTHM_UNITS,
+                 rhythm_scale: tuple[Sequence[float], Sequence[float]] | None = None) -> Any:
+    """Concatenate the image features with the rhythm branch (dense ``rhythm_units``, ReLU), if any.
 
+    ``rhythm_scale`` = (mean, sd) per feature standardises the second input first (a fixed
+    ``keras.layers.Normalization``, saved with the model): features in ms or mV beside log ratios
+    otherwise reach the dense layer on scales a hundred times apart.
     ``image_dropout`` > 0 drops a training beat's whole image feature vector with that probability
     (modality dropout), so that the network also learns to classify from the rhythm and template features
     alone instead of leaning on the image, which fits the training patients' own morphology.
@@ -86,7 +92,12 @@ def _with_rhythm(features: Any, inputs: list[Any], dtype: str, timed: tuple[int,
 
     if len(inputs) < 2:
         return features
-    r = layers.Dense(RHYTHM_UNITS, activation="relu", dtype=dtype, name="rhythm_fc")(inputs[1])
+    r = inputs[1]
+    if rhythm_scale is not None:
+        mean, sd = (np.asarray(v, np.float64) for v in rhythm_scale)
+        r = layers.Normalization(mean=mean.tolist(), variance=(sd ** 2).tolist(), dtype=dtype,
+                                 name="rhythm_norm")(r)
+    r = layers.Dense(rhythm_units, activation="relu", dtype=dtype, name="rhythm_fc")(r)
     if image_dropout:  # a whole beat's image features at once (noise_shape): the features must carry it alone
         features = layers.Dropout(image_dropout, noise_shape=(None, 1), dtype=dtype, name="image_dropout")(features)
     return layers.Concatenate(dtype=dtype, name="with_rhythm")([features, r])
@@ -99,8 +110,6 @@ def tie_matrix(n_classes: int, timed: tuple[int, ...], reference: int = 0) -> "A
     >>> tie_matrix(4, (1,)).tolist()        # N S V F, S timed: image logits of N V F -> N N V F
     [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
     """
-    import numpy as np
-
     if reference in timed or not all(0 <= c < n_classes for c in timed):
         raise ConfigError(f"timed classes {list(timed)}: must be class indices other than the reference {reference}")
     untimed = [c for c in range(n_classes) if c not in timed]
@@ -116,8 +125,6 @@ def select_matrix(n_features: int, first: int) -> "Any":
     >>> select_matrix(3, 2).tolist()
     [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
     """
-    import numpy as np
-
     if not 0 < first <= n_features:
         raise ConfigError(f"timed_features must be in [1, {n_features}], got {first}")
     return np.eye(n_features, first, dtype=np.float32)
@@ -157,7 +164,8 @@ def _head(x: Any, inputs: list[Any], n_classes: int, dtype: str, name: str, init
 
 def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str = "float32",
         data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0,
-        timed: tuple[int, ...] = (), timed_features: int = 0, image_dropout: float = 0.0) -> Any:
+        timed: tuple[int, ...] = (), timed_features: int = 0, image_dropout: float = 0.0,
+        **branch: Any) -> Any:
     """The VGG-like network of Jun et al. 2018 (arXiv:1804.06812).
 
     Three blocks of two 3x3 convolutions (64, 128, 256 filters times ``width``), each convolution
@@ -186,7 +194,7 @@ def vgg(n_classes: int, *, input_size: int = 128, width: float = 1.0, dtype: str
     x = layers.ELU(dtype=dtype, name="fc_elu")(x)
     x = layers.BatchNormalization(momentum=bn_momentum, dtype=dtype, name="fc_bn")(x)
     x = layers.Dropout(0.5, dtype=dtype, name="fc_dropout")(x)
-    return _head(_with_rhythm(x, inputs, dtype, timed, image_dropout), inputs, n_classes, dtype, "vgg_jun2018",
+    return _head(_with_rhythm(x, inputs, dtype, timed, image_dropout, **branch), inputs, n_classes, dtype, "vgg_jun2018",
                  init, timed, timed_features)
 
 
@@ -206,7 +214,7 @@ def _conv_blocks(x: Any, filters: tuple[int, ...], dtype: str, data_format: str)
 
 def small_cnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str = "float32",
               data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = (),
-              timed_features: int = 0, image_dropout: float = 0.0) -> Any:
+              timed_features: int = 0, image_dropout: float = 0.0, **branch: Any) -> Any:
     """A small CNN: four blocks (32, 64, 128, 256 filters, times ``width``) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
     global average pooling, [rhythm branch], dropout 0.3, dense softmax.
 
@@ -217,14 +225,14 @@ def small_cnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype
     inputs = _inputs(input_size, data_format, rhythm_features)
     x = _conv_blocks(inputs[0], tuple(_scaled(f, width) for f in (32, 64, 128, 256)), dtype, data_format)
     x = layers.GlobalAveragePooling2D(data_format=data_format, dtype=dtype, name="gap")(x)
-    x = _with_rhythm(x, inputs, dtype, timed, image_dropout)
+    x = _with_rhythm(x, inputs, dtype, timed, image_dropout, **branch)
     x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
     return _head(x, inputs, n_classes, dtype, "small_cnn", timed=timed, timed_features=timed_features)
 
 
 def crnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str = "float32",
          data_format: str = "channels_last", rhythm_features: int = 0, timed: tuple[int, ...] = (),
-         timed_features: int = 0, image_dropout: float = 0.0) -> Any:
+         timed_features: int = 0, image_dropout: float = 0.0, **branch: Any) -> Any:
     """A convolutional-recurrent network: the image's columns are time.
 
     Three blocks (32, 64, 128 filters, times ``width``) of conv 3x3, batch norm, ReLU, 2x2 max-pooling;
@@ -244,29 +252,42 @@ def crnn(n_classes: int, *, input_size: int = 64, width: float = 1.0, dtype: str
     units = _scaled(64, width)
     x = layers.LSTM(units, return_sequences=True, dtype=dtype, name="lstm1")(x)
     x = layers.LSTM(units, dtype=dtype, name="lstm2")(x)
-    x = _with_rhythm(x, inputs, dtype, timed, image_dropout)
+    x = _with_rhythm(x, inputs, dtype, timed, image_dropout, **branch)
     x = layers.Dropout(0.3, dtype=dtype, name="dropout")(x)
     return _head(x, inputs, n_classes, dtype, "crnn", timed=timed, timed_features=timed_features)
 
 
 def build_model(name: str, n_classes: int, *, input_size: int, width: float = 1.0, dtype: str = "float32",
                 data_format: str = "channels_last", bn_momentum: float = 0.99, rhythm_features: int = 0,
-                timed: tuple[int, ...] = (), timed_features: int = 0, image_dropout: float = 0.0) -> Any:
+                timed: tuple[int, ...] = (), timed_features: int = 0, image_dropout: float = 0.0,
+                rhythm_units: int = RHYTHM_UNITS,
+                rhythm_scale: tuple[Sequence[float], Sequence[float]] | None = None) -> Any:
     """Build (not compile) model ``name`` for ``n_classes`` classes under dtype policy ``dtype``.
 
     ``rhythm_features`` > 0 adds the second input ``rhythm`` of that many features; ``timed`` class
     indices are then told from class 0 by the rhythm expert alone (:func:`_head`), which sees the first
     ``timed_features`` of them (0: all). ``image_dropout`` (rhythm input only): modality dropout of the image
-    features (:func:`_with_rhythm`).
+    features; ``rhythm_units``: width of the branch's dense layer; ``rhythm_scale``: (mean, sd) per feature,
+    standardising the second input inside the model (:func:`_with_rhythm`).
     """
     if not 0 <= image_dropout < 1:
         raise ConfigError(f"image_dropout must be in [0, 1), got {image_dropout}")
     if isinstance(rhythm_features, bool) or not isinstance(rhythm_features, int) or rhythm_features < 0:
         raise ConfigError(f"rhythm_features must be an integer >= 0, got {rhythm_features!r}")
+    if isinstance(rhythm_units, bool) or not isinstance(rhythm_units, int) or rhythm_units < 1:
+        raise ConfigError(f"rhythm_units must be an integer >= 1, got {rhythm_units!r}")
+    if rhythm_scale is not None:
+        mean, sd = (np.asarray(v, np.float64) for v in rhythm_scale)
+        if mean.shape != (rhythm_features,) or sd.shape != (rhythm_features,):
+            raise ConfigError(f"rhythm_scale: need a mean and an sd per rhythm feature ({rhythm_features}), got "
+                              f"shapes {mean.shape} and {sd.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(sd).all() and (sd > 0).all()):
+            raise ConfigError("rhythm_scale: the means must be finite and the sds finite and > 0")
     common = {"input_size": input_size, "dtype": dtype, "data_format": data_format,
               "rhythm_features": rhythm_features, "timed": tuple(timed) if rhythm_features else (),
               "timed_features": int(timed_features) if rhythm_features and timed else 0,
-              "image_dropout": float(image_dropout) if rhythm_features else 0.0}
+              "image_dropout": float(image_dropout) if rhythm_features else 0.0,
+              "rhythm_units": rhythm_units, "rhythm_scale": rhythm_scale if rhythm_features else None}
     if name == "vgg":
         if not width > 0:
             raise ConfigError(f"train.vgg.width must be > 0, got {width}")

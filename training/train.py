@@ -42,8 +42,8 @@ from pipelines import (ConfigError, DataError, Progress, atomic_dir, load_params
                        write_json)
 
 from .config import RunConfig, run_config
-from .data import (Selection, beat_positions, cap_per_class, class_weights, fold_selections, make_dataset,
-                   rhythm_inputs, rr_columns)
+from .data import (Selection, beat_positions, branch_scale, cap_per_class, class_weights, fold_selections,
+                   make_dataset, rhythm_inputs, rr_columns)
 from .folds import FoldPlan, check_fold_rows, check_plan, make_folds
 from .meta import ImageSet, check_classes, label_rows, open_images
 
@@ -244,7 +244,9 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
                         rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]),
                         timed=tuple(cfg.train_classes.index(c) for c in cfg.timed_classes),
                         timed_features=len(cfg.rhythm_features) if cfg.template_features else 0,
-                        image_dropout=cfg.image_dropout)
+                        image_dropout=cfg.image_dropout, rhythm_units=cfg.rhythm_units,
+                        rhythm_scale=(branch_scale(prep.rhythm[sels["train"].rows])
+                                      if prep.rhythm is not None and cfg.rhythm_standardize else None))
     # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
     learning_rate: Any = cfg.learning_rate
     if cfg.lr_schedule == "cosine":        # to 0 over the planned steps: the last epochs settle instead of jumping

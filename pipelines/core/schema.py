@@ -402,6 +402,8 @@ class RunSection(Section):
     max_train_images: Optional[Annotated[int, Field(ge=0)]] = None   # overrides train.<model>.max_train_images
     image_dropout: Optional[Annotated[float, Field(ge=0, lt=1)]] = None   # overrides train.<model>.image_dropout
     template_features: Optional[list[TemplateFeature]] = None   # overrides train.template_features (rhythm runs)
+    rhythm_units: Optional[Annotated[int, Field(ge=1)]] = None   # overrides train.<model>.rhythm_units (rhythm runs)
+    rhythm_standardize: Optional[bool] = None                     # overrides train.<model>.rhythm_standardize
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> "RunSection":
@@ -410,8 +412,9 @@ class RunSection(Section):
         if self.image_dropout is not None and not self.rhythm:
             raise KeyProblem("image_dropout", problem="needs rhythm: true (it drops the image features so that "
                                                       "the second input must carry the decision)")
-        if self.template_features is not None and not self.rhythm:
-            raise KeyProblem("template_features", problem="needs rhythm: true (the features are the second input)")
+        for key in ("template_features", "rhythm_units", "rhythm_standardize"):
+            if getattr(self, key) is not None and not self.rhythm:
+                raise KeyProblem(key, problem="needs rhythm: true (it concerns the second input)")
         if self.template_features and len(set(self.template_features)) != len(self.template_features):
             raise KeyProblem("template_features", problem=f"lists a column twice: {self.template_features}")
         return self
@@ -427,6 +430,8 @@ class ModelParams(Section):
     learning_rate: PositiveFloat
     lr_schedule: Literal["constant", "cosine"] = "constant"   # cosine: decays to 0 over the run's epochs
     image_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # rhythm runs: drop a beat's image features (modality)
+    rhythm_units: Annotated[int, Field(ge=1)] = 16            # rhythm runs: units of the branch's dense layer
+    rhythm_standardize: bool = False                          # rhythm runs: standardise the second input (training side)
     patience: Annotated[int, Field(ge=0)]
     max_train_images: Annotated[int, Field(ge=0)]
 
