@@ -142,3 +142,12 @@ def test_the_rhythm_branch_settings_come_from_the_model_and_a_rhythm_run_may_ove
     train["runs"]["bad"] = {**base, "rhythm": True, "rhythm_units": 0}
     with pytest.raises(ConfigError, match="train.runs.bad.rhythm_units"):
         run_config(train, "bad")
+
+
+def test_the_feature_lists_name_each_column_once():
+    for key, names in (("template_features", ["tpl_corr", "tpl_corr"]),
+                       ("rhythm_features", ["log_pre_local", "log_pre_local"])):
+        train = load_params("params.yaml", "train")
+        train[key] = names
+        with pytest.raises(ConfigError, match=f"train.{key}: lists a column twice"):
+            run_config(train, "small_cnn-ds1ds2")

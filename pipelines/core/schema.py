@@ -467,6 +467,10 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _runs_resolve(self) -> "TrainParams":
+        for key in ("rhythm_features", "template_features"):
+            names = getattr(self, key)
+            if len(set(names)) != len(names):
+                raise KeyProblem(key, problem=f"lists a column twice: {names}")
         for name, run in self.runs.items():
             if not RUN_NAME.match(name):
                 raise KeyProblem("runs", name, problem="a run name is letters, digits, '_', '.', '-' (a DVC stage key)")

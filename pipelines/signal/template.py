@@ -130,7 +130,7 @@ class TemplateSpec:
     >>> TemplateSpec(morph_t_ms=(150.0, 400.0))
     Traceback (most recent call last):
     ...
-    ValueError: segment.template.morph_t_ms: need -250.0 <= start < end < 400.0 (inside the window, 50 ms clear of its start), got [150.0, 400.0]
+    ValueError: segment.template.morph_t_ms: need -200.0 <= start < end < 400.0 (inside the window, 50 ms clear of its start), got [150.0, 400.0]
     """
 
     before_ms: float = 250.0
@@ -152,7 +152,8 @@ class TemplateSpec:
         for key in ("morph_qrs_ms", "morph_t_ms"):
             start, end = getattr(self, key)
             if not -(self.before_ms - BASELINE_MS / 2) <= start < end < self.after_ms:
-                raise ValueError(f"segment.template.{key}: need {-self.before_ms} <= start < end < {self.after_ms} "
+                raise ValueError(f"segment.template.{key}: need {-(self.before_ms - BASELINE_MS / 2)} <= start < end < "
+                                 f"{self.after_ms} "
                                  f"(inside the window, {BASELINE_MS / 2:g} ms clear of its start), got "
                                  f"{[start, end]}")
 
