@@ -44,8 +44,9 @@ BASELINE_NOTE = (
     "Under each run, baselines scored on the same test beats, fitted on the same training side of each fold: "
     "**majority class** (every beat called the most frequent training class), **rhythm only** (gradient boosting "
     "on the beat's RR-interval ratios, no image; `training/baselines.py`) and **RR + template features** (the same "
-    "classifier on the RR ratios and the beat measured against its record's median beat, "
-    "`pipelines/signal/template.py`: everything a rhythm run's second input holds, no image). A model row below "
+    "classifier on the RR ratios and the run's template columns: the beat measured against its record's median "
+    "beat and, where the run names them (the jun8 run), its absolute morphology, `pipelines/signal/template.py`: "
+    "everything a rhythm run's second input holds, no image). A model row below "
     "its majority-class row does worse than calling every beat normal; below its RR + template row, its image "
     "adds nothing."
 )
