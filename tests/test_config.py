@@ -111,15 +111,13 @@ def test_a_rhythm_run_may_name_its_own_template_features():
     assert run_config(train, "m").branch_features[-3:] == ("tpl_corr", "mor_q3", "mor_qrs_ms")
     assert run_config(train, "d").template_features == ("tpl_corr",)
     assert run_config(train, "none").template_features == ()
-    train["runs"]["bad"] = {**base, "template_features": ["mor_q3"]}
-    with pytest.raises(ConfigError, match="template_features: needs rhythm: true"):
-        run_config(train, "bad")
-    train["runs"]["bad"] = {**base, "rhythm": True, "template_features": ["mor_q3", "mor_q3"]}
-    with pytest.raises(ConfigError, match=r"template_features: lists a column twice"):
-        run_config(train, "bad")
-    train["runs"]["bad"] = {**base, "rhythm": True, "template_features": ["mor_q10"]}
-    with pytest.raises(ConfigError, match=r"train.runs.bad.template_features.0"):
-        run_config(train, "bad")
+    for spec, match in (({"template_features": ["mor_q3"]}, "template_features: needs rhythm: true"),
+                        ({"rhythm": True, "template_features": ["mor_q3", "mor_q3"]},
+                         r"template_features: lists a column twice"),
+                        ({"rhythm": True, "template_features": ["mor_q10"]}, r"train.runs.bad.template_features.0")):
+        train["runs"]["bad"] = {**base, **spec}
+        with pytest.raises(ConfigError, match=match):
+            run_config(train, "bad")
 
 
 def test_the_rhythm_branch_settings_come_from_the_model_and_a_rhythm_run_may_override_them():
