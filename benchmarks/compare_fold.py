@@ -3,8 +3,9 @@
 Trains fold 1 of ``train.runs.<run>`` once per variant (each variant a set of ``params.yaml`` keys changed
 from the file's values) and prints, per variant, the best validation macro F1 (the figure that picks the
 run's epoch and decision prior, :class:`training.selection.MacroF1Selection`), the epoch and tau it chose,
-and the fold's wall time. The test side of the fold is predicted (``train_fold`` writes its predictions
-into a scratch directory) but never read or printed: settings are chosen on validation beats only.
+the fold's wall time, and the accuracy and per-class Se of the chosen decision on the same validation beats.
+The test side of the fold is predicted (``train_fold`` writes its predictions into a scratch directory) but
+never read or printed: settings are chosen on validation beats only.
 
 Usage::
 
@@ -94,17 +95,50 @@ def main(argv: list[str] | None = None) -> int:
             configure(cfg.seed)
             summary = train_fold(prep, 0, Path(tmp) / "work", precision=models.resolve_precision(cfg.mixed_precision),
                                  stream=sys.stderr)
+            seconds = round(time.perf_counter() - t0, 1)
+            val = validation_figures(prep, Path(tmp) / "work" / "fold-00")
         row = {"variant": name, "changes": assignments, "val_macro_f1": summary["best_val_macro_f1"],
                "best_epoch": summary["best_epoch"], "tau": summary["decision_tau"],
-               "train_images": summary["train_images"], "seconds": round(time.perf_counter() - t0, 1)}
+               "train_images": summary["train_images"], "seconds": seconds, **val}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\n{args.run}, fold 1, validation macro F1 (the run's selection figure):")
+    print(f"\n{args.run}, fold 1, validation macro F1 (the run's selection figure), and the validation accuracy "
+          "and lowest class Se of the decision it chose (percent):")
     for r in rows:
         f1 = "n/a" if r["val_macro_f1"] is None else f"{r['val_macro_f1']:.4f}"
-        print(f"  {r['variant']:<20} {f1:>8}  epoch {r['best_epoch']}  tau {r['tau']:.1f}  {r['seconds']:7.1f} s  "
-              + " ".join(r["changes"]))
+        low = min(r["val_se"].items(), key=lambda kv: kv[1]) if r["val_se"] else ("-", float("nan"))
+        print(f"  {r['variant']:<20} {f1:>8}  acc {r['val_accuracy']:6.2f}  min Se {low[0]} {low[1]:5.1f}  "
+              f"epoch {r['best_epoch']}  tau {r['tau']:.1f}  {r['seconds']:7.1f} s  " + " ".join(r["changes"]))
     return 0
+
+
+def validation_figures(prep: Any, fold_dir: Path) -> dict[str, Any]:
+    """Accuracy and per-class Se (percent) of fold 1's saved model and decision rule on its validation beats.
+
+    The model and prior correction are the ones :func:`training.train.train_fold` wrote (the selected epoch,
+    the chosen tau); the beats are the fold's validation side, the side the run selects on. The test side is
+    not read.
+    """
+    import keras
+    import numpy as np
+
+    from training.data import make_dataset
+    from training.selection import PRIOR_FILE, adjust, read_prior
+
+    cfg, sel = prep.cfg, prep.selections[0]["val"]
+    if not len(sel):
+        return {"val_accuracy": float("nan"), "val_se": {}, "val_beats": {}}
+    model = keras.models.load_model(fold_dir / "model.keras", compile=False)
+    bias = read_prior(fold_dir / PRIOR_FILE, cfg.train_classes)
+    feats = {} if prep.rhythm is None else {"features": prep.rhythm[sel.rows]}
+    ds = make_dataset(prep.images, sel, input_size=cfg.input_size, batch_size=1024, shuffle=False, seed=0, **feats)
+    pred = adjust(np.asarray(model.predict(ds, verbose=0), np.float32), bias).argmax(1)
+    keras.backend.clear_session()
+    y = np.asarray(sel.y)
+    present = [(i, c) for i, c in enumerate(cfg.train_classes) if (y == i).any()]
+    return {"val_accuracy": round(100 * float((pred == y).mean()), 2),
+            "val_se": {c: round(100 * float((pred[y == i] == i).mean()), 2) for i, c in present},
+            "val_beats": {c: int((y == i).sum()) for i, c in present}}
 
 
 def variant_config(base: dict[str, Any], assignments: list[str], run: str) -> Any:

@@ -45,3 +45,34 @@ def test_ds1_images_keeps_ds1_rows_with_their_own_features(compare_fold):
     assert sub.rows["record"].tolist() == [DS1[0], DS1[1]]
     assert sub.rows[RR_COLUMNS[0]].tolist() == [0.0, 2.0]     # still the values of those rows
     assert images.rows.shape[0] == 4                          # the original is untouched
+
+
+@pytest.mark.slow
+def test_fold_comparison_reports_the_chosen_decision_on_validation_beats(tmp_path):
+    """A whole ``compare_fold.py`` run on tiny shards: the row holds the validation accuracy and per-class Se of
+    the saved model's prior-corrected decision, and the accuracy is those Se weighted by the class counts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests._shards import train_params, write_params, write_shards
+
+    root = Path(__file__).resolve().parents[1]
+    records = {r: {"N": 14, "A": 3, "V": 4, "F": 2, "Q": 2} for r in (DS1[0], DS1[1], DS2[0], DS2[1])}
+    write_shards(tmp_path / "images", records, size=16, n_shards=1, row_group_rows=32, rr=True)
+    write_params(tmp_path / "params.yaml", train_params(runs={
+        "tiny": {"model": "small_cnn", "method": "annotations", "folds": "beat", "labels": "aami"}}))
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "compare_fold.py"), "--run", "tiny",
+                           "--params", "params.yaml", "--images", "images", "--variant", "default"],
+                          cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert row["variant"] == "default" and 0 <= row["val_accuracy"] <= 100
+    assert set(row["val_se"]) == set(row["val_beats"]) and set(row["val_se"]) <= {"N", "S", "V", "F"}
+    n = sum(row["val_beats"].values())
+    assert n > 0 and all(0 <= v <= 100 for v in row["val_se"].values())
+    weighted = sum(row["val_se"][c] * row["val_beats"][c] for c in row["val_se"]) / n
+    assert row["val_accuracy"] == pytest.approx(weighted, abs=0.01 * len(row["val_se"]))
+    assert "validation accuracy" in proc.stdout and "min Se" in proc.stdout
