@@ -116,8 +116,10 @@ def validation_figures(prep: Any, fold_dir: Path) -> dict[str, Any]:
     """Accuracy and per-class Se (percent) of fold 1's saved model and decision rule on its validation beats.
 
     The model and prior correction are the ones :func:`training.train.train_fold` wrote (the selected epoch,
-    the chosen tau); the beats are the fold's validation side, the side the run selects on. The test side is
-    not read.
+    the chosen tau); the beats are the fold's validation side, the side the run selects on, over the classes
+    the run trains (AAMI Q left out), unweighted: for ``record`` and ``ds1ds2`` runs, whose validation records
+    are chosen for their rare classes, this accuracy is not the one at the training side's class frequencies
+    that the decision floor uses. The test side is not read.
     """
     import keras
     import numpy as np
@@ -126,7 +128,7 @@ def validation_figures(prep: Any, fold_dir: Path) -> dict[str, Any]:
     from training.selection import PRIOR_FILE, adjust, read_prior
 
     cfg, sel = prep.cfg, prep.selections[0]["val"]
-    if not len(sel):
+    if not (np.asarray(sel.y) >= 0).any():          # no validation beat of a trained class
         return {"val_accuracy": float("nan"), "val_se": {}, "val_beats": {}}
     model = keras.models.load_model(fold_dir / "model.keras", compile=False)
     bias = read_prior(fold_dir / PRIOR_FILE, cfg.train_classes)
@@ -135,6 +137,8 @@ def validation_figures(prep: Any, fold_dir: Path) -> dict[str, Any]:
     pred = adjust(np.asarray(model.predict(ds, verbose=0), np.float32), bias).argmax(1)
     keras.backend.clear_session()
     y = np.asarray(sel.y)
+    trained = y >= 0                                  # -1: a class the run does not train (AAMI Q)
+    pred, y = pred[trained], y[trained]
     present = [(i, c) for i, c in enumerate(cfg.train_classes) if (y == i).any()]
     return {"val_accuracy": round(100 * float((pred == y).mean()), 2),
             "val_se": {c: round(100 * float((pred[y == i] == i).mean()), 2) for i, c in present},
