@@ -124,6 +124,7 @@ def validation_figures(prep: Any, fold_dir: Path) -> dict[str, Any]:
     import keras
     import numpy as np
 
+    from evaluation import confusion_matrix, overall_accuracy, per_class_scores
     from training.data import make_dataset
     from training.selection import PRIOR_FILE, adjust, read_prior
 
@@ -138,11 +139,12 @@ def validation_figures(prep: Any, fold_dir: Path) -> dict[str, Any]:
     keras.backend.clear_session()
     y = np.asarray(sel.y)
     trained = y >= 0                                  # -1: a class the run does not train (AAMI Q)
-    pred, y = pred[trained], y[trained]
-    present = [(i, c) for i, c in enumerate(cfg.train_classes) if (y == i).any()]
-    return {"val_accuracy": round(100 * float((pred == y).mean()), 2),
-            "val_se": {c: round(100 * float((pred[y == i] == i).mean()), 2) for i, c in present},
-            "val_beats": {c: int((y == i).sum()) for i, c in present}}
+    cm = confusion_matrix(y[trained], pred[trained], len(cfg.train_classes))
+    scores = per_class_scores(cm)
+    present = [(i, c) for i, c in enumerate(cfg.train_classes) if scores["support"][i]]
+    return {"val_accuracy": round(100 * overall_accuracy(cm), 2),
+            "val_se": {c: round(100 * float(scores["sensitivity"][i]), 2) for i, c in present},
+            "val_beats": {c: int(scores["support"][i]) for i, c in present}}
 
 
 def variant_config(base: dict[str, Any], assignments: list[str], run: str) -> Any:

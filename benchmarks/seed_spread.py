@@ -32,6 +32,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from compare_fold import apply, ec57_figures  # noqa: E402
+from diagnose_run import read_predictions  # noqa: E402
+
+from evaluation import nan_mean, nan_std  # noqa: E402
 
 FIGURES = ("accuracy", "S_se", "S_ppv", "V_se", "V_ppv")
 
@@ -45,17 +48,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     """
     out = {}
     for key in FIGURES:
-        v = np.array([r[key] for r in rows if r.get(key) is not None], np.float64)
-        mean = round(float(v.mean()), 2) if v.size else float("nan")
-        sd = round(float(v.std(ddof=1)), 2) if v.size > 1 else float("nan")
-        out[key] = (mean, sd)
+        v = np.array([np.nan if r.get(key) is None else r[key] for r in rows], np.float64)
+        out[key] = (round(nan_mean(v), 2), round(nan_std(v), 2))
     return out
 
 
 def train_seed(run: str, params: dict[str, Any], seed: int, images: str, work: Path) -> dict[str, Any]:
     """Train ``run`` with ``train.seed = seed`` into ``work``; return its EC57 figures, taus and epochs."""
-    import pandas as pd
-
     path = work / f"params-seed{seed}.yaml"
     path.write_text(yaml.safe_dump(apply(params, [f"train.seed={seed}"]), sort_keys=False))
     out = work / f"seed{seed}" / run
@@ -65,8 +64,7 @@ def train_seed(run: str, params: dict[str, Any], seed: int, images: str, work: P
     doc = json.loads((out / "run.json").read_text())
     if doc["labels"] != "aami":
         raise SystemExit(f"seed_spread: {run} has labels {doc['labels']!r}; EC57 figures need aami")
-    pred = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("fold-*/predictions.parquet"))])
-    fig = ec57_figures(pred, tuple(doc["label_classes"]))
+    fig = ec57_figures(read_predictions(out), tuple(doc["label_classes"]))
     return {"seed": seed, **fig, "tau": [f["decision_tau"] for f in doc["fold_summaries"]],
             "epoch": [f["best_epoch"] for f in doc["fold_summaries"]]}
 
