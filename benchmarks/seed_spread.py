@@ -10,8 +10,8 @@ Usage::
 
     python benchmarks/seed_spread.py --run small_cnn-ds1ds2 --seeds 42 1 2 [--images datasets/images/annotations]
 
-The seed also seeds the fold plan; for ``ds1ds2`` it does not change the validation records (they are picked
-by the classes they hold), for ``record`` and ``beat`` folds it can. AAMI runs only (EC57 figures).
+The seed also seeds the fold plan: the validation records (and for ``record`` and ``beat`` folds the test
+folds) can change with it. AAMI runs only (EC57 figures).
 """
 from __future__ import annotations
 
