@@ -38,44 +38,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def synthetic_shards(root: Path, n_beats: int, size: int = 128, row_group_rows: int = 4096) -> Path:
-    """Shards of ``n_beats`` originals over 20 records, drawn like the raster engine (AA polyline)."""
-    import cv2
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Shards of about ``n_beats`` originals over 20 records (70 % N, the rest V, A, L, R, F), with RR and
+    template columns, written by the test suite's shard writer (:func:`tests._shards.write_shards`, which
+    lays them out through :mod:`pipelines.formats` as the render stage does)."""
+    from tests._shards import write_shards
 
-    from pipelines.core.files import sha256_file
-    from tests._shards import SCHEMA
-
-    rng = np.random.default_rng(0)
-    symbols = rng.choice(np.array(["N", "V", "A", "L", "R", "F"], dtype=object), n_beats,
-                         p=[0.7, 0.1, 0.05, 0.06, 0.06, 0.03])
-    records = np.repeat([str(100 + i) for i in range(20)], -(-n_beats // 20))[:n_beats]
-    t = np.linspace(0, 1, 200)
-    pngs = []
-    for i in range(n_beats):
-        sig = (np.exp(-0.5 * ((t - 0.4 - 0.05 * rng.standard_normal()) / 0.015) ** 2) * rng.uniform(0.6, 1.2)
-               + 0.2 * np.exp(-0.5 * ((t - 0.7) / 0.05) ** 2) + 0.02 * rng.standard_normal(t.size))
-        y = (0.95 - 0.9 * (sig - sig.min()) / (np.ptp(sig) + 1e-9)) * (size - 1)
-        pts = np.stack([t * (size - 1), y], 1)
-        img = np.full((size, size), 255, np.uint8)
-        cv2.polylines(img, [np.round(pts * 16).astype(np.int32)], False, 0, 1, cv2.LINE_AA, shift=4)
-        pngs.append(cv2.imencode(".png", img)[1].tobytes())
-    from pipelines.signal.labels import map_symbols
-    cols = {"beat_id": [f"{r}-{i}" for i, r in enumerate(records)], "record": list(records),
-            "r_sample": list(range(n_beats)), "symbol": list(symbols), "aami": list(map_symbols(symbols, "aami")),
-            "jun8": list(map_symbols(symbols, "jun8")), "crop": [0] * n_beats,
-            "image": [{"bytes": b, "path": None} for b in pngs]}
-    table = pa.Table.from_pydict(cols, schema=SCHEMA)
-    root.mkdir(parents=True, exist_ok=True)
-    half = n_beats // 2
-    entries = []
-    for k, part in enumerate((table.slice(0, half), table.slice(half))):
-        name = f"part-{k:05d}-of-00002.parquet"
-        pq.write_table(part, root / name, row_group_size=row_group_rows, compression="zstd")
-        entries.append({"file": name, "sha256": sha256_file(root / name), "rows": part.num_rows})
-    (root / "manifest.json").write_text(json.dumps({"shards": entries, "params": {"size": size}}))
-    return root
+    mix = {"N": 0.7, "V": 0.1, "A": 0.05, "L": 0.06, "R": 0.06, "F": 0.03}
+    per_record = max(n_beats // 20, 1)
+    counts = {sym: max(int(round(per_record * share)), 1) for sym, share in mix.items()}
+    records = {str(100 + i): counts for i in range(20)}
+    return write_shards(root, records, size=size, n_shards=2, row_group_rows=row_group_rows, rr=True)
 
 
 def _cpu_s() -> float:
