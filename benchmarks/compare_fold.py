@@ -25,6 +25,14 @@ records is too small to choose a setting on (docs/training.md); K held-out parts
 
     python benchmarks/compare_fold.py --run small_cnn-ds1ds2 --cv 3 \
         --variant default --variant b128 train.small_cnn.batch_size=128
+
+``--seeds S [S ...]`` (with ``--cv``): each variant is cross-validated once per ``train.seed`` (the seed also
+draws the folds, the training images and the initial weights), and its rows are followed by the mean and
+sample sd over the seeds. Inside DS1 one seed is not enough to rank two settings: the same setting's held-out
+S Se ranged from 2 to 35 % over three seeds (docs/training.md)::
+
+    python benchmarks/compare_fold.py --run small_cnn-ds1ds2 --cv 3 --seeds 42 1 2 \
+        --variant default --variant cw_none train.class_weight=none
 """
 from __future__ import annotations
 
@@ -75,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="a variant: its name, then the keys it changes (none: the params as they are)")
     ap.add_argument("--cv", type=int, default=0, metavar="K",
                     help="DS1 -> DS2 runs: K-fold cross-validation by record inside DS1, scored with EC57")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                    help="with --cv: cross-validate each variant once per train.seed; print mean and sd over them")
     args = ap.parse_args(argv)
+    if args.seeds and not args.cv:
+        raise SystemExit("compare_fold: --seeds needs --cv (fold 1's validation figure is one fold of one seed)")
     if args.cv:
         return cross_validate(args)
 
@@ -190,12 +202,74 @@ def ec57_figures(pred: Any, classes: tuple[str, ...]) -> dict[str, float]:
             **{f"{c}_{k}": pct(s[name][c]) for c in ("S", "V") for k, name in (("se", "sensitivity"), ("ppv", "ppv"))}}
 
 
+#: The EC57 figures of :func:`ec57_figures` that the comparisons print.
+FIGURES = ("accuracy", "S_se", "S_ppv", "V_se", "V_ppv")
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Mean and sample standard deviation (nan for one row) of each EC57 figure over ``rows`` (one per seed);
+    an undefined figure (None) is left out of its mean.
+
+    >>> summarise([{"accuracy": 90.0, "S_se": 70.0, "S_ppv": 50.0, "V_se": 90.0, "V_ppv": 80.0},
+    ...            {"accuracy": 92.0, "S_se": 74.0, "S_ppv": 50.0, "V_se": 94.0, "V_ppv": None}])["S_se"]
+    (72.0, 2.83)
+    """
+    import numpy as np
+
+    from evaluation import nan_mean, nan_std
+
+    out = {}
+    for key in FIGURES:
+        v = np.array([np.nan if r.get(key) is None else r[key] for r in rows], np.float64)
+        out[key] = (round(nan_mean(v), 2), round(nan_std(v), 2))
+    return out
+
+
 def _cell(x: float | None, width: int) -> str:
     return f"{'-':>{width}}" if x is None else f"{x:{width}.1f}"
 
 
 def cross_validate(args: argparse.Namespace) -> int:
-    """``--cv K``: each variant trained on K record-grouped folds of DS1, scored on the held-out records."""
+    """``--cv K``: each variant (once per ``--seeds`` seed) trained on K record-grouped folds of DS1, scored on the
+    held-out records."""
+    if args.cv < 2:
+        raise SystemExit(f"compare_fold: --cv {args.cv}: K must be at least 2")
+    base = yaml.safe_load(Path(args.params).read_text())
+    rows = []
+    for name, *assignments in args.variant:
+        for seed in args.seeds or [None]:
+            changes = assignments + ([] if seed is None else [f"train.seed={seed}"])
+            row = {"variant": name, "changes": changes, "seed": seed,
+                   **cross_validate_variant(args, variant_config(base, changes, args.run))}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    seeds = "" if not args.seeds else f", per train.seed ({' '.join(map(str, args.seeds))}) and mean +- sd over them"
+    print(f"\n{args.run}, {args.cv}-fold cross-validation by record inside DS1, EC57 on the held-out DS1 records "
+          f"(pooled; percent){seeds}:")
+    print(f"  {'variant':<24} {'accuracy':>8} {'S Se':>6} {'S +P':>6} {'V Se':>6} {'V +P':>6} {'s':>7}")
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        for r in mine:
+            tag = r["variant"] if r["seed"] is None else f"{r['variant']} seed {r['seed']}"
+            for label, fig in (("", r["model"]), ("  majority", r.get("majority")),
+                               ("  RR + template", r.get("rr_template"))):
+                if fig is not None:
+                    print(f"  {(tag + label):<24} {_cell(fig['accuracy'], 8)} "
+                          + " ".join(_cell(fig[k], 6) for k in FIGURES[1:])
+                          + f" {r['seconds'] if not label else '':>7}")
+        if len(mine) > 1:
+            for label, key in (("", "model"), ("  RR + template", "rr_template")):
+                figs = [r[key] for r in mine if key in r]
+                if len(figs) == len(mine):
+                    stats = summarise(figs)
+                    print(f"  {(name + ' mean +- sd' + label):<24} "
+                          + " ".join(f"{stats[k][0]:.1f}+-{stats[k][1]:.1f}" for k in FIGURES))
+    return 0
+
+
+def cross_validate_variant(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
+    """One variant's ``--cv`` figures: ``seconds``, and the EC57 figures (:func:`ec57_figures`) of the model
+    (``model``) and of the baselines (``majority``, ``rr_template``), pooled over the K held-out parts of DS1."""
     import dataclasses
 
     import pandas as pd
@@ -205,50 +279,30 @@ def cross_validate(args: argparse.Namespace) -> int:
     from training.runtime import configure
     from training.train import Prepared, train_fold
 
-    if args.cv < 2:
-        raise SystemExit(f"compare_fold: --cv {args.cv}: K must be at least 2")
-    base = yaml.safe_load(Path(args.params).read_text())
-    rows = []
-    for name, *assignments in args.variant:
-        cfg = variant_config(base, assignments, args.run)
-        if cfg.folds != "ds1ds2":
-            raise SystemExit(f"compare_fold: --cv needs a DS1 -> DS2 run; {args.run} has folds {cfg.folds!r}")
-        with tempfile.TemporaryDirectory() as tmp:
-            images = ds1_images(open_images(args.images or ROOT / "datasets" / "images" / cfg.method),
-                                cfg.template_features)
-            t0 = time.perf_counter()
-            prep = Prepared(dataclasses.replace(cfg, folds="record", k=args.cv), images)
-            model_parts, base_parts = [], {"majority": [], "features": []}
-            for i in range(args.cv):
-                configure(cfg.seed)
-                train_fold(prep, i, Path(tmp) / "work", precision=models.resolve_precision(cfg.mixed_precision),
-                           stream=sys.stderr)
-                fold_dir = Path(tmp) / "work" / f"fold-{i:02d}"
-                model_parts.append(pd.read_parquet(fold_dir / "predictions.parquet"))
-                if (fold_dir / "baselines.parquet").exists():
-                    b = pd.read_parquet(fold_dir / "baselines.parquet")
-                    for kind, parts in base_parts.items():
-                        parts.append(b[b["model"] == kind])
-        classes = tuple(prep.classes)
-        row = {"variant": name, "changes": assignments, "seconds": round(time.perf_counter() - t0, 1),
-               "model": ec57_figures(pd.concat(model_parts), classes)}
-        for kind, key in (("majority", "majority"), ("features", "rr_template")):
-            if sum(len(b) for b in base_parts[kind]):
-                row[key] = ec57_figures(pd.concat(base_parts[kind]), classes)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    print(f"\n{args.run}, {args.cv}-fold cross-validation by record inside DS1, EC57 on the held-out DS1 records "
-          "(pooled; percent):")
-    print(f"  {'variant':<20} {'accuracy':>8} {'S Se':>6} {'S +P':>6} {'V Se':>6} {'V +P':>6} {'s':>7}")
-    for r in rows:
-        for label, fig in (("", r["model"]), ("  majority", r.get("majority")),
-                           ("  RR + template", r.get("rr_template"))):
-            if fig is None:
-                continue
-            print(f"  {(r['variant'] + label):<20} {_cell(fig['accuracy'], 8)} "
-                  + " ".join(_cell(fig[k], 6) for k in ("S_se", "S_ppv", "V_se", "V_ppv"))
-                  + f" {r['seconds'] if not label else '':>7}")
-    return 0
+    if cfg.folds != "ds1ds2":
+        raise SystemExit(f"compare_fold: --cv needs a DS1 -> DS2 run; {args.run} has folds {cfg.folds!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        images = ds1_images(open_images(args.images or ROOT / "datasets" / "images" / cfg.method),
+                            cfg.template_features)
+        t0 = time.perf_counter()
+        prep = Prepared(dataclasses.replace(cfg, folds="record", k=args.cv), images)
+        model_parts, base_parts = [], {"majority": [], "features": []}
+        for i in range(args.cv):
+            configure(cfg.seed)
+            train_fold(prep, i, Path(tmp) / "work", precision=models.resolve_precision(cfg.mixed_precision),
+                       stream=sys.stderr)
+            fold_dir = Path(tmp) / "work" / f"fold-{i:02d}"
+            model_parts.append(pd.read_parquet(fold_dir / "predictions.parquet"))
+            if (fold_dir / "baselines.parquet").exists():
+                b = pd.read_parquet(fold_dir / "baselines.parquet")
+                for kind, parts in base_parts.items():
+                    parts.append(b[b["model"] == kind])
+    classes = tuple(prep.classes)
+    out = {"seconds": round(time.perf_counter() - t0, 1), "model": ec57_figures(pd.concat(model_parts), classes)}
+    for kind, key in (("majority", "majority"), ("features", "rr_template")):
+        if sum(len(b) for b in base_parts[kind]):
+            out[key] = ec57_figures(pd.concat(base_parts[kind]), classes)
+    return out
 
 
 if __name__ == "__main__":

@@ -24,33 +24,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compare_fold import apply, ec57_figures  # noqa: E402
+from compare_fold import FIGURES, apply, ec57_figures, summarise  # noqa: E402
 from diagnose_run import read_predictions  # noqa: E402
-
-from evaluation import nan_mean, nan_std  # noqa: E402
-
-FIGURES = ("accuracy", "S_se", "S_ppv", "V_se", "V_ppv")
-
-
-def summarise(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
-    """Mean and sample standard deviation (nan for one seed) of each EC57 figure over ``rows``.
-
-    >>> summarise([{"accuracy": 90.0, "S_se": 70.0, "S_ppv": 50.0, "V_se": 90.0, "V_ppv": 80.0},
-    ...            {"accuracy": 92.0, "S_se": 74.0, "S_ppv": 50.0, "V_se": 94.0, "V_ppv": None}])["S_se"]
-    (72.0, 2.83)
-    """
-    out = {}
-    for key in FIGURES:
-        v = np.array([np.nan if r.get(key) is None else r[key] for r in rows], np.float64)
-        out[key] = (round(nan_mean(v), 2), round(nan_std(v), 2))
-    return out
 
 
 def train_seed(run: str, params: dict[str, Any], seed: int, images: str, work: Path) -> dict[str, Any]:

@@ -76,3 +76,47 @@ def test_fold_comparison_reports_the_chosen_decision_on_validation_beats(tmp_pat
     weighted = sum(row["val_se"][c] * row["val_beats"][c] for c in row["val_se"]) / n
     assert row["val_accuracy"] == pytest.approx(weighted, abs=0.01 * len(row["val_se"]))
     assert "validation accuracy" in proc.stdout and "min Se" in proc.stdout
+
+
+def test_seeds_need_cross_validation():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "compare_fold.py"), "--run", "tiny",
+                           "--seeds", "1", "2", "--variant", "default"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "--seeds needs --cv" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cross_validation_over_seeds_prints_each_seed_and_their_mean(tmp_path):
+    """``--cv 2 --seeds 1 2`` on tiny shards: one row per seed (the seed among its changes, DS2 never read),
+    then the variant's mean and sd over the seeds, equal to those of the rows."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests._shards import train_params, write_params, write_shards
+
+    root = Path(__file__).resolve().parents[1]
+    records = {r: {"N": 14, "A": 3, "V": 4, "F": 2, "Q": 2} for r in (*DS1[:6], DS2[0])}
+    write_shards(tmp_path / "images", records, size=16, n_shards=1, row_group_rows=32, rr=True)
+    write_params(tmp_path / "params.yaml", train_params(runs={
+        "tiny-ds": {"model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami"}}))
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "compare_fold.py"), "--run", "tiny-ds",
+                           "--params", "params.yaml", "--images", "images", "--cv", "2", "--seeds", "1", "2",
+                           "--variant", "default"],
+                          cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["seed"] for r in rows] == [1, 2]
+    assert [r["changes"] for r in rows] == [["train.seed=1"], ["train.seed=2"]]
+    n_ds1 = sum(sum(c for k, c in counts.items() if k != "Q") for r, counts in records.items() if r in DS1)
+    assert all(r["model"]["beats"] == n_ds1 for r in rows)          # every DS1 beat held out once, no DS2 beat
+    compare_fold = load_benchmark("compare_fold")
+    stats = compare_fold.summarise([r["model"] for r in rows])
+    mean_line = next(line for line in proc.stdout.splitlines() if "default mean +- sd" in line
+                     and "RR + template" not in line)
+    assert f"{stats['accuracy'][0]:.1f}+-{stats['accuracy'][1]:.1f}" in mean_line
