@@ -149,3 +149,15 @@ def test_the_feature_lists_name_each_column_once():
         train[key] = names
         with pytest.raises(ConfigError, match=f"train.{key}: lists a column twice"):
             run_config(train, "small_cnn-ds1ds2")
+
+
+def test_a_run_may_set_its_own_class_weight():
+    train = load_params("params.yaml", "train")
+    base = {"model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami"}
+    train["class_weight"] = "balanced"
+    train["runs"]["w"] = {**base, "class_weight": "none"}
+    train["runs"]["d"] = dict(base)
+    assert (run_config(train, "w").class_weight, run_config(train, "d").class_weight) == ("none", "balanced")
+    train["runs"]["bad"] = {**base, "class_weight": "inverse"}
+    with pytest.raises(ConfigError, match="class_weight"):
+        run_config(train, "bad")

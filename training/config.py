@@ -135,7 +135,7 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         seed=train.seed,
         validation_fraction=float(train.folds.validation_fraction),
         crops=spec.crops or train.crops,
-        class_weight=train.class_weight,
+        class_weight=spec.class_weight or train.class_weight,
         mixed_precision=train.mixed_precision,
         shuffle_buffer=train.shuffle_buffer,
         image_cache_mb=train.image_cache_mb,

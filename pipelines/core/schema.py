@@ -396,6 +396,7 @@ class RunSection(Section):
     train_classes: Optional[Annotated[list[NonEmptyStr], Field(min_length=2)]] = None   # default: all but AAMI Q
     timed_classes: list[NonEmptyStr] = []             # rhythm runs: classes told from the first by rhythm alone
     crops: Optional[Literal["originals", "all"]] = None          # overrides train.crops for this run
+    class_weight: Optional[Literal["balanced", "none"]] = None    # overrides train.class_weight for this run
     epochs: Optional[Annotated[int, Field(ge=1)]] = None         # overrides train.<model>.epochs
     learning_rate: Optional[PositiveFloat] = None                  # overrides train.<model>.learning_rate
     batch_size: Optional[Annotated[int, Field(ge=1)]] = None       # overrides train.<model>.batch_size
