@@ -235,12 +235,13 @@ def cross_validate(args: argparse.Namespace) -> int:
     if args.cv < 2:
         raise SystemExit(f"compare_fold: --cv {args.cv}: K must be at least 2")
     base = yaml.safe_load(Path(args.params).read_text())
-    rows = []
+    rows: list[dict[str, Any]] = []
+    sets: dict[tuple[str, tuple[str, ...]], Any] = {}   # DS1 image sets, read once per (method, feature columns)
     for name, *assignments in args.variant:
         for seed in args.seeds or [None]:
             changes = assignments + ([] if seed is None else [f"train.seed={seed}"])
             row = {"variant": name, "changes": changes, "seed": seed,
-                   **cross_validate_variant(args, variant_config(base, changes, args.run))}
+                   **cross_validate_variant(args, variant_config(base, changes, args.run), sets)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     seeds = "" if not args.seeds else f", per train.seed ({' '.join(map(str, args.seeds))}) and mean +- sd over them"
@@ -263,13 +264,16 @@ def cross_validate(args: argparse.Namespace) -> int:
                 if len(figs) == len(mine):
                     stats = summarise(figs)
                     print(f"  {(name + ' mean +- sd' + label):<24} "
-                          + " ".join(f"{stats[k][0]:.1f}+-{stats[k][1]:.1f}" for k in FIGURES))
+                          + " ".join(f"{stats[k][0]:.2f}+-{stats[k][1]:.2f}" for k in FIGURES))
     return 0
 
 
-def cross_validate_variant(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
+def cross_validate_variant(args: argparse.Namespace, cfg: Any, sets: dict[tuple[str, tuple[str, ...]], Any]
+                           ) -> dict[str, Any]:
     """One variant's ``--cv`` figures: ``seconds``, and the EC57 figures (:func:`ec57_figures`) of the model
-    (``model``) and of the baselines (``majority``, ``rr_template``), pooled over the K held-out parts of DS1."""
+    (``model``) and of the baselines (``majority``, ``rr_template``), pooled over the K held-out parts of DS1.
+    ``sets`` holds the DS1 image sets already read (:func:`ds1_images`), by method and template columns: the
+    variants and seeds of one command share them instead of reading the shards' columns again."""
     import dataclasses
 
     import pandas as pd
@@ -281,9 +285,12 @@ def cross_validate_variant(args: argparse.Namespace, cfg: Any) -> dict[str, Any]
 
     if cfg.folds != "ds1ds2":
         raise SystemExit(f"compare_fold: --cv needs a DS1 -> DS2 run; {args.run} has folds {cfg.folds!r}")
+    key = (cfg.method, tuple(cfg.template_features))
+    if key not in sets:
+        sets[key] = ds1_images(open_images(args.images or ROOT / "datasets" / "images" / cfg.method),
+                               cfg.template_features)
+    images = sets[key]
     with tempfile.TemporaryDirectory() as tmp:
-        images = ds1_images(open_images(args.images or ROOT / "datasets" / "images" / cfg.method),
-                            cfg.template_features)
         t0 = time.perf_counter()
         prep = Prepared(dataclasses.replace(cfg, folds="record", k=args.cv), images)
         model_parts, base_parts = [], {"majority": [], "features": []}

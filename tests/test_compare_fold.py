@@ -1,6 +1,7 @@
 """benchmarks/compare_fold.py's --cv helpers: DS1 rows only, features carried, EC57 figures as bxb counts them."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,15 @@ def test_ec57_figures_give_none_where_undefined(compare_fold):
     fig = compare_fold.ec57_figures(pred, ("N", "S", "V", "F"))
     assert fig["S_ppv"] is None and fig["V_se"] is None
     assert compare_fold._cell(None, 6) == "     -"
+
+
+def test_summarise_gives_mean_and_sample_sd_skipping_undefined_figures(compare_fold):
+    rows = [{"accuracy": 90.0, "S_se": 70.0, "S_ppv": None, "V_se": 90.0, "V_ppv": 80.0},
+            {"accuracy": 92.0, "S_se": 74.0, "S_ppv": 50.0, "V_se": 94.0, "V_ppv": 84.0}]
+    stats = compare_fold.summarise(rows)
+    assert stats["accuracy"] == (91.0, 1.41) and stats["S_se"] == (72.0, 2.83)
+    assert stats["S_ppv"][0] == 50.0 and math.isnan(stats["S_ppv"][1])       # one seed defines it: no sd
+    assert math.isnan(compare_fold.summarise(rows[:1])["V_se"][1])
 
 
 def test_ds1_images_keeps_ds1_rows_with_their_own_features(compare_fold):
@@ -119,4 +129,4 @@ def test_cross_validation_over_seeds_prints_each_seed_and_their_mean(tmp_path):
     stats = compare_fold.summarise([r["model"] for r in rows])
     mean_line = next(line for line in proc.stdout.splitlines() if "default mean +- sd" in line
                      and "RR + template" not in line)
-    assert f"{stats['accuracy'][0]:.1f}+-{stats['accuracy'][1]:.1f}" in mean_line
+    assert f"{stats['accuracy'][0]:.2f}+-{stats['accuracy'][1]:.2f}" in mean_line
