@@ -4,7 +4,9 @@ Clones this repository's committed ``HEAD`` into a scratch directory with ``../s
 symlink to this checkout's ``../shared``), runs ``dvc repro`` there with the default ``params.yaml`` and
 times every stage from DVC's ``Running stage '<name>':`` lines (a stage's time runs from its line to the
 next stage's, so it includes DVC's hashing of its outputs). Prints one line per stage as it ends, then a
-table sorted by time, and the total.
+table sorted by time, and the total; then, for every output in the rebuilt ``dvc.lock``, whether its hash
+equals the one in the committed ``dvc.lock`` (``same``) or not (``changed``): data outputs must come out
+byte-identical on any CPU, trained models need not.
 
 The virtual environment is this checkout's ``.venv`` (symlinked), so the figure leaves out ``make
 install`` (a few minutes of downloads, once per machine): it is the time of ``make repro`` on a machine
@@ -73,6 +75,37 @@ def repro(repo: Path) -> tuple[list[tuple[str, float]], float, int]:
     return stages, end - t0, rc
 
 
+def compare_outputs(committed: dict, rebuilt: dict) -> list[tuple[str, str, bool]]:
+    """``(stage, path, same)`` for every output of the ``rebuilt`` ``dvc.lock`` (parsed YAML): ``same`` when the
+    ``committed`` lock has that stage and path with the same ``md5``.
+
+    >>> old = {"stages": {"a": {"outs": [{"path": "x", "md5": "1"}, {"path": "y", "md5": "2"}]}}}
+    >>> new = {"stages": {"a": {"outs": [{"path": "x", "md5": "1"}, {"path": "y", "md5": "3"}]},
+    ...                   "b": {"outs": [{"path": "z", "md5": "4"}]}}}
+    >>> compare_outputs(old, new)
+    [('a', 'x', True), ('a', 'y', False), ('b', 'z', False)]
+    """
+    before = {(stage, out["path"]): out.get("md5") for stage, spec in (committed.get("stages") or {}).items()
+              for out in spec.get("outs", [])}
+    return [(stage, out["path"], before.get((stage, out["path"])) == out.get("md5"))
+            for stage, spec in (rebuilt.get("stages") or {}).items() for out in spec.get("outs", [])]
+
+
+def report_outputs(repo: Path) -> None:
+    """Print :func:`compare_outputs` of the clone's committed and rebuilt ``dvc.lock``."""
+    import yaml
+
+    shown = subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=repo, text=True, capture_output=True)
+    if shown.returncode or not (repo / "dvc.lock").exists():
+        print("bench_repro: no committed or rebuilt dvc.lock to compare outputs with")
+        return
+    rows = compare_outputs(yaml.safe_load(shown.stdout), yaml.safe_load((repo / "dvc.lock").read_text()))
+    print("\n| stage | output | against the committed dvc.lock |\n|---|---|---|")
+    for stage, path, same in rows:
+        print(f"| `{stage}` | `{path}` | {'same' if same else 'changed'} |")
+    print(f"bench_repro: {sum(same for *_, same in rows)} of {len(rows)} outputs identical to the committed ones")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a temporary one)")
@@ -90,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| **total** (`dvc repro`, {len(stages)} stages) | **{total:,.1f}** ({total / 60:.1f} min) | |")
     print(f"bench_repro: {'ok' if rc == 0 else f'dvc repro FAILED (exit {rc})'}: {len(stages)} stages in "
           f"{total / 60:.1f} min; target <= 60 min: {'met' if rc == 0 and total <= 3600 else 'NOT met'}")
+    if rc == 0:
+        report_outputs(repo)
     if not args.keep and args.dir is None:
         shutil.rmtree(dest, ignore_errors=True)
     return rc
