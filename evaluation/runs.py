@@ -5,7 +5,7 @@ Layout (see ``docs/architecture.md``)::
     models/<run>/run.json                      {"run", "model", "method", "folds", "labels", "classes",
                                                 "k", "params_hash", "data_hash", "n_test_beats", ...}
     models/<run>/fold-XX/predictions.parquet   beat_id, record, fold, y_true, y_pred, p_<class>...
-    models/<run>/history.csv                   fold, epoch, loss, accuracy, val_loss, val_accuracy, ...
+    models/<run>/history.csv                   fold, member, epoch, loss, accuracy, val_loss, val_accuracy, ...
     models/<run>/fold-XX/baselines.parquet     optional: the predictions columns plus ``model``
                                                ("majority" | "rhythm" | "features"), for the same test beats
 
@@ -38,8 +38,9 @@ BASELINES: tuple[str, ...] = ("majority", "rhythm", "features")
 #: Baselines every ``baselines.parquet`` holds (``features`` only runs with template features have).
 REQUIRED_BASELINES: tuple[str, ...] = ("majority", "rhythm")
 
-#: Columns of ``history.csv`` (``fold`` and ``epoch`` required, the others null when absent).
-HISTORY_COLUMNS: tuple[str, ...] = ("fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+#: Columns of ``history.csv`` (``fold`` and ``epoch`` required; ``member``, the ensemble member, 0 when absent;
+#: the others null when absent).
+HISTORY_COLUMNS: tuple[str, ...] = ("fold", "member", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 _FOLD_DIR = re.compile(r"^fold-(\d+)$")
 
@@ -75,7 +76,7 @@ class RunResults:
     proba : (n, k) float64
         The ``p_<class>`` columns.
     history : pandas.DataFrame
-        :data:`HISTORY_COLUMNS`, sorted by fold and epoch.
+        :data:`HISTORY_COLUMNS`, sorted by fold, member and epoch.
     record : (n,) str array
         Record of each test beat.
     all_beats : AllBeats
@@ -248,10 +249,11 @@ def read_history(run_dir: Path, fold_numbers: list[int]) -> pd.DataFrame:
     for col in ("fold", "epoch"):
         if col not in df.columns:
             raise DataError(str(path), f"missing column {col!r}")
-    out = pd.DataFrame({"fold": df["fold"].astype(np.int64), "epoch": df["epoch"].astype(np.int64)})
-    for col in HISTORY_COLUMNS[2:]:
+    member = df["member"].astype(np.int64) if "member" in df.columns else 0
+    out = pd.DataFrame({"fold": df["fold"].astype(np.int64), "member": member, "epoch": df["epoch"].astype(np.int64)})
+    for col in HISTORY_COLUMNS[3:]:
         out[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
-    return out.sort_values(["fold", "epoch"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["fold", "member", "epoch"], kind="stable").reset_index(drop=True)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

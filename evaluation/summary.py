@@ -171,11 +171,15 @@ def roc_rows(run: RunResults, curves: dict[str, tuple[np.ndarray, np.ndarray]]) 
 
 
 def history_rows(run: RunResults) -> list[dict[str, Any]]:
-    """``{run, fold, epoch, loss, accuracy, val_loss, val_accuracy}`` rows, by fold and epoch."""
+    """``{run, fold, member, line, epoch, loss, accuracy, val_loss, val_accuracy}`` rows, by fold, member and
+    epoch; ``line`` names the curve: ``fold 1``, or ``fold 1 member 2`` in a run of ensembles."""
     h = run.history
+    ensemble = bool(len(h)) and int(h["member"].max()) > 0
     rows = []
     for rec in h[list(HISTORY_COLUMNS)].to_dict("records"):
-        row = {"run": run.name, "fold": int(rec["fold"]), "epoch": int(rec["epoch"])}
-        row.update({c: float(rec[c]) for c in HISTORY_COLUMNS[2:]})
+        fold, member = int(rec["fold"]), int(rec["member"])
+        row = {"run": run.name, "fold": fold, "member": member,
+               "line": f"fold {fold} member {member + 1}" if ensemble else f"fold {fold}", "epoch": int(rec["epoch"])}
+        row.update({c: float(rec[c]) for c in HISTORY_COLUMNS[3:]})
         rows.append(row)
     return rows

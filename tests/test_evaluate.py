@@ -227,6 +227,21 @@ def test_plot_data(stage):
     history = pd.DataFrame(json.loads((plots / "history.json").read_text()))
     assert len(history) == sum(kw["k"] * 3 for kw in RUNS.values())
     assert {"run", "fold", "epoch", "loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
+    assert (history["line"] == "fold " + history["fold"].astype(str)).all()        # single models: one line a fold
+
+
+def test_history_of_an_ensemble_has_a_line_per_fold_and_member(tmp_path):
+    from evaluation.summary import history_rows
+
+    make_run(tmp_path, "r", k=2, n=100)
+    h = pd.read_csv(tmp_path / "r" / "history.csv")
+    both = pd.concat([h.assign(member=0), h.assign(member=1, loss=h["loss"] + 1)], ignore_index=True)
+    both.to_csv(tmp_path / "r" / "history.csv", index=False)
+    run = load_run(tmp_path, "r")
+    assert run.history[["fold", "member"]].drop_duplicates().values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    rows = pd.DataFrame(history_rows(run))
+    assert rows.groupby("line").size().to_dict() == {f"fold {f} member {m}": len(h) // 2 for f in (0, 1) for m in (1, 2)}
+    np.testing.assert_allclose(rows.loc[rows.member == 1, "loss"].to_numpy(), rows.loc[rows.member == 0, "loss"] + 1)
 
 
 def test_benchmark_rows_provenance_and_sections(stage):
@@ -359,7 +374,8 @@ def test_history_falls_back_to_fold_files(tmp_path):
     make_run(tmp_path, "r", k=2, n=100, history="folds")
     run = load_run(tmp_path, "r")
     assert run.history.fold.tolist() == [0, 0, 0, 1, 1, 1]
-    assert list(run.history.columns) == ["fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert list(run.history.columns) == ["fold", "member", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert (run.history.member == 0).all()                      # files written before ensembles: one member
 
 
 def test_single_fold_run_has_null_std_and_ec57(tmp_path):

@@ -93,8 +93,9 @@ def test_cli_writes_every_output(workdir):
         np.testing.assert_allclose(p.filter(like="p_").sum(axis=1), 1.0, rtol=1e-5)
         assert (p["y_pred"] == p.filter(like="p_").idxmax(axis=1).str[2:]).all()
         h = pd.read_csv(fold / "history.csv")
-        assert list(h.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "seconds",
-                                   "images_per_s"]
+        assert list(h.columns) == ["member", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1",
+                                   "seconds", "images_per_s"]
+        assert (h["member"] == 0).all()
         assert h["val_macro_f1"].between(0, 1).all()
         preds.append(p)
     p = pd.concat(preds)
@@ -103,7 +104,7 @@ def test_cli_writes_every_output(workdir):
     truth = {f"{r}-{100 + 300 * i}" for r in RECORDS for i in range(25)}
     assert set(p["beat_id"]) == truth
     hist = pd.read_csv(out / "history.csv")
-    assert list(hist.columns)[:2] == ["fold", "epoch"] and sorted(hist["fold"].unique()) == [0, 1]
+    assert list(hist.columns)[:3] == ["fold", "member", "epoch"] and sorted(hist["fold"].unique()) == [0, 1]
     import keras
 
     model = keras.models.load_model(out / "fold-00" / "model.keras")
@@ -140,6 +141,44 @@ def test_ds1ds2_trains_on_ds1_and_tests_on_ds2(workdir, tmp_path):
     fold = doc["fold_summaries"][0]
     assert fold["decision_floor_met"] is None                           # train.decision_floor defaults to none
     assert fold["decision_tau_unfloored"] == fold["decision_tau"]       # so macro F1 alone chose the tau
+
+
+def test_an_ensemble_fold_averages_members_of_its_own_seeds(workdir, tmp_path):
+    """``ensemble: 2``: member 0 is the single model of ``ensemble: 1`` (same seed, same history); the saved model
+    averages both members; the decision prior is chosen on the average; ``training.predict`` reads it as it is."""
+    import keras
+
+    from training.predict import main as predict
+
+    d, _ = workdir
+    run = {"model": "small_cnn", "method": "annotations", "folds": "ds1ds2", "labels": "aami", "rhythm": True,
+           "timed_classes": ["S"]}
+    write_params(tmp_path / "params.yaml", train_params(runs={"one": run, "two": {**run, "ensemble": 2}}))
+    one, _ = train_cli(d, "one", tmp_path / "params.yaml", d / "images", tmp_path / "one", tmp_path / "cache")
+    two, log = train_cli(d, "two", tmp_path / "params.yaml", d / "images", tmp_path / "two", tmp_path / "cache")
+    assert "2 members" in log and "member 2/2 epoch 1/" in log
+    fold = two["fold_summaries"][0]
+    assert fold["members"] == 2 and len(fold["member_best_epochs"]) == 2 and len(fold["member_val_macro_f1"]) == 2
+    assert one["fold_summaries"][0]["members"] == 1 and two["params"]["ensemble"] == 2
+    h1, h2 = (pd.read_csv(tmp_path / r / "fold-00" / "history.csv") for r in ("one", "two"))
+    assert sorted(set(h2["member"])) == [0, 1] and fold["epochs_run"] == len(h2)
+    pd.testing.assert_series_equal(h2.loc[h2["member"] == 0, "loss"].reset_index(drop=True), h1["loss"])
+    assert h2.loc[h2["member"] == 1, "loss"].iloc[0] != h1["loss"].iloc[0]          # member 1: its own seed
+
+    model = keras.models.load_model(tmp_path / "two" / "fold-00" / "model.keras", compile=False)
+    members = [layer for layer in model.layers if layer.name.startswith("member")]
+    assert [m.name for m in members] == ["member0", "member1"] and [i.name for i in model.inputs] == ["image", "rhythm"]
+    rng = np.random.default_rng(0)
+    x = [rng.random((5, *model.inputs[0].shape[1:]), np.float32), rng.random((5, model.inputs[1].shape[1]), np.float32)]
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.mean([m.predict(x, verbose=0) for m in members], 0),
+                               atol=1e-6)
+    assert two["fold_summaries"][0]["n_params"] == 2 * one["fold_summaries"][0]["n_params"]
+    # the run's own predictions are what training.predict gives with the saved ensemble and its prior
+    out = tmp_path / "p.parquet"
+    assert predict(["--run", str(tmp_path / "two"), "--images", str(d / "images"), "--out", str(out)]) == 0
+    fold_p = pd.read_parquet(tmp_path / "two" / "fold-00" / "predictions.parquet")
+    same = pd.read_parquet(out).set_index("beat_id").loc[fold_p["beat_id"]]
+    np.testing.assert_allclose(same.filter(like="p_").to_numpy(), fold_p.filter(like="p_").to_numpy(), atol=1e-5)
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ import keras
 
 from pipelines import Progress
 
-#: Columns of ``history.csv`` (the models/<run>/ contract).
-HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1",
+#: Columns of ``history.csv`` (the models/<run>/ contract); ``member``: the ensemble member (0 for one model),
+#: filled in by :func:`training.train.train_fold`.
+HISTORY_COLUMNS: tuple[str, ...] = ("member", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1",
                                     "seconds", "images_per_s")
 
 
@@ -68,9 +69,9 @@ class EpochLog(keras.callbacks.Callback):
         # validation by training.selection.MacroF1Selection reports its own time in the logs
         train_s = self._t_train if self._t_train is not None else seconds - float(logs.get("val_seconds", 0.0))
         self.train_seconds += train_s
-        row = {"epoch": epoch + 1, **{k: float(logs.get(k, math.nan)) for k in HISTORY_COLUMNS[1:6]},
+        row = {"epoch": epoch + 1, **{k: float(logs.get(k, math.nan)) for k in HISTORY_COLUMNS[2:7]},
                "seconds": seconds, "images_per_s": self.n_train / max(train_s, 1e-9)}
         self.rows.append(row)
-        metrics = ", ".join(f"{k} {row[k]:.4f}" for k in HISTORY_COLUMNS[1:6] if not math.isnan(row[k]))
+        metrics = ", ".join(f"{k} {row[k]:.4f}" for k in HISTORY_COLUMNS[2:7] if not math.isnan(row[k]))
         print(f"{self.label} epoch {epoch + 1}/{self.epochs}: {metrics}; {seconds:,.1f} s, "
               f"{row['images_per_s']:,.0f} images/s".strip(), file=self.stream, flush=True)

@@ -66,6 +66,8 @@ class RunConfig:
     timed_classes: tuple[str, ...] = ()
     rhythm_units: int = 16
     rhythm_standardize: bool = False
+    #: members per fold, each trained from its own seed; the fold's model averages their probabilities
+    ensemble: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,4 +165,5 @@ def run_config(train: Mapping[str, Any] | Any, run: str) -> RunConfig:
         rhythm_units=int(hyper.rhythm_units if spec.rhythm_units is None else spec.rhythm_units),
         rhythm_standardize=bool(spec.rhythm and (hyper.rhythm_standardize if spec.rhythm_standardize is None
                                                  else spec.rhythm_standardize)),
+        ensemble=spec.ensemble,
     )

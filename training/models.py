@@ -65,13 +65,17 @@ def _input_shape(input_size: int, data_format: str) -> tuple[int, int, int]:
     return (input_size, input_size, 1) if data_format == "channels_last" else (1, input_size, input_size)
 
 
+#: Names of a model's inputs, in order: the image, and (rhythm runs) the RR and template features.
+INPUT_NAMES: tuple[str, str] = ("image", "rhythm")
+
+
 def _inputs(input_size: int, data_format: str, rhythm_features: int) -> list[Any]:
     """The model's inputs: ``image``, and ``rhythm`` when ``rhythm_features > 0``."""
     import keras
 
-    inputs = [keras.Input(_input_shape(input_size, data_format), name="image")]
+    inputs = [keras.Input(_input_shape(input_size, data_format), name=INPUT_NAMES[0])]
     if rhythm_features:
-        inputs.append(keras.Input((rhythm_features,), name="rhythm"))
+        inputs.append(keras.Input((rhythm_features,), name=INPUT_NAMES[1]))
     return inputs
 
 

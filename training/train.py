@@ -205,24 +205,67 @@ def _baselines_table(prep: Prepared, index: int, sels: dict[str, Selection]) -> 
     return table
 
 
+class _Member:
+    """One trained member of a fold: the model (best epoch's weights restored), its selector and epoch log."""
+
+    def __init__(self, model: Any, selector: Any, log: Any, fit_seconds: float):
+        self.model, self.selector, self.log, self.fit_seconds = model, selector, log, fit_seconds
+
+
+def member_seed(seed: int, fold: int, member: int) -> int:
+    """The seed of member ``member`` of fold ``fold``: member 0's is the fold's seed of a single model, so that
+    ``ensemble: 1`` trains exactly the model it always did.
+
+    >>> member_seed(42, 0, 0) == _seed(42, 3, 0) != member_seed(42, 0, 1)
+    True
+    """
+    return _seed(seed, 3, fold) if member == 0 else _seed(seed, 3, fold, member)
+
+
+def ensemble_model(members: list[Any]) -> Any:
+    """One Keras model averaging the softmax outputs of ``members`` (equal inputs, one output each).
+
+    The members are nested (``member0``, ``member1``...), so the ensemble saves, loads and predicts as one
+    ``model.keras`` with the inputs of a single member: :mod:`training.predict` and the web app need nothing
+    else. One member is returned as it is.
+    """
+    import keras
+
+    from .models import INPUT_NAMES
+
+    if len(members) == 1:
+        return members[0]
+    first = members[0]
+    inputs = [keras.Input(tuple(x.shape[1:]), name=name) for x, name in zip(first.inputs, INPUT_NAMES)]
+    wrapped = [keras.Model(m.inputs, m.outputs[0], name=f"member{i}") for i, m in enumerate(members)]
+    feed = inputs if len(inputs) > 1 else inputs[0]
+    out = keras.layers.Average(dtype="float32", name="ensemble_mean")([w(feed) for w in wrapped])
+    return keras.Model(feed, out, name=f"{first.name}_x{len(members)}")
+
+
 def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream: TextIO) -> dict[str, Any]:
-    """Train, predict and write one fold into ``work/fold-XX`` (atomically); return its summary."""
+    """Train, predict and write one fold into ``work/fold-XX`` (atomically); return its summary.
+
+    With ``train.runs.<run>.ensemble`` = K > 1 the fold trains K members, each from its own seed (initial
+    weights, batch order, dropout) on the same images, each keeping its own best epoch; the fold's model
+    averages their probabilities (:func:`ensemble_model`), and the decision prior is chosen on that average's
+    validation probabilities, exactly as for one model.
+    """
     import keras
 
     from .callbacks import EpochLog
     from .models import build_model, compile_model
-    from .selection import PRIOR_FILE, MacroF1Selection, adjust, prior_bias, write_prior
+    from .selection import (PRIOR_FILE, MacroF1Selection, adjust, choose_tau, macro_f1, prevalence_weights, prior_bias,
+                            write_prior)
 
     cfg = prep.cfg
     sels = prep.selections[index]
     n_folds = len(prep.plan.folds)
     label = f"fold {index + 1}/{n_folds}"
-    fold_seed = _seed(cfg.seed, 3, index)
-    keras.utils.set_random_seed(fold_seed)          # resumed folds train exactly as in a full run
+    fold_seed = member_seed(cfg.seed, index, 0)
     n_out = len(cfg.train_classes)
     weights = class_weights(sels["train"].y, n_out, cfg.class_weight, cfg.class_weight_max_ratio)
     tau = None if cfg.decision_prior == "auto" else float(cfg.decision_prior)
-    common = {"input_size": cfg.input_size, "seed": fold_seed, "shuffle_buffer": cfg.shuffle_buffer}
 
     def feats(side: str) -> dict[str, Any]:
         return {} if prep.rhythm is None else {"features": prep.rhythm[sels[side].rows]}
@@ -233,44 +276,69 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     def cache(side: str) -> bool:
         return len(sels[side]) * cfg.input_size ** 2 <= cfg.image_cache_mb * 2**20
 
-    train_ds = make_dataset(prep.images, sels["train"], shuffle=True, weights=weights, batch_size=cfg.batch_size,
-                            cache=cache("train"), **common, **feats("train"))
-    val_ds = make_dataset(prep.images, sels["val"], shuffle=False, batch_size=eval_batch, cache=cache("val"),
-                          **common, **feats("val")) if len(sels["val"]) else None
-    test_ds = make_dataset(prep.images, sels["test"], shuffle=False, batch_size=eval_batch, cache=cache("test"),
-                           **common, **feats("test"))
-    model = build_model(cfg.model, n_out, input_size=cfg.input_size, width=cfg.width, dtype=precision,
-                        bn_momentum=cfg.bn_momentum,
-                        rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]),
-                        timed=tuple(cfg.train_classes.index(c) for c in cfg.timed_classes),
-                        timed_features=len(cfg.rhythm_features) if cfg.template_features else 0,
-                        image_dropout=cfg.image_dropout, rhythm_units=cfg.rhythm_units,
-                        rhythm_scale=(branch_scale(prep.rhythm[sels["train"].rows])
-                                      if prep.rhythm is not None and cfg.rhythm_standardize else None))
-    # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
-    learning_rate: Any = cfg.learning_rate
-    if cfg.lr_schedule == "cosine":        # to 0 over the planned steps: the last epochs settle instead of jumping
-        steps = -(-len(sels["train"]) // cfg.batch_size) * cfg.epochs
-        learning_rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps, name="cosine")
-    compile_model(model, learning_rate=learning_rate, dtype=precision, jit_compile=False)
+    def dataset(side: str, seed: int, **kw: Any) -> Any:
+        return make_dataset(prep.images, sels[side], input_size=cfg.input_size, seed=seed,
+                            shuffle_buffer=cfg.shuffle_buffer, cache=cache(side), **kw, **feats(side))
+
+    val_ds = (dataset("val", fold_seed, shuffle=False, batch_size=eval_batch) if len(sels["val"]) else None)
+    test_ds = dataset("test", fold_seed, shuffle=False, batch_size=eval_batch)
     n_crops = int((prep.images.rows["crop"].to_numpy()[sels["train"].rows] > 0).sum() + (sels["train"].crop > 0).sum())
     print(f"{label}: train {len(sels['train']):,} images ({n_crops:,} crops), validation {len(sels['val']):,}, "
           f"test {len(sels['test']):,} beats; class weights "
           + ", ".join(f"{c} {w:.3g}" for c, w in zip(cfg.train_classes, weights))
-          + f"; decision prior {cfg.decision_prior}", file=stream, flush=True)
-    log = EpochLog(len(sels["train"]), cfg.batch_size, cfg.epochs, label, stream=stream)
-    callbacks: list[Any] = [log]
-    selector = None
-    if val_ds is not None:         # selection by macro F1 on the validation records; it logs before EpochLog
-        selector = MacroF1Selection(val_ds, sels["val"].y, sels["train"].y, weights, tau, cfg.patience,
-                                    min_beats=cfg.selection_min_beats, prior_counts=prep.prior_counts[index],
-                                    floor=cfg.decision_floor)
-        callbacks.insert(0, selector)
-    t0 = time.perf_counter()
-    model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
-    fit_s = time.perf_counter() - t0
-    if selector is not None:
-        tau = selector.best_tau
+          + f"; decision prior {cfg.decision_prior}"
+          + (f"; {cfg.ensemble} members" if cfg.ensemble > 1 else ""), file=stream, flush=True)
+
+    def fit_member(member: int) -> _Member:
+        seed = member_seed(cfg.seed, index, member)
+        keras.utils.set_random_seed(seed)          # resumed folds train exactly as in a full run
+        train_ds = dataset("train", seed, shuffle=True, weights=weights, batch_size=cfg.batch_size)
+        model = build_model(cfg.model, n_out, input_size=cfg.input_size, width=cfg.width, dtype=precision,
+                            bn_momentum=cfg.bn_momentum,
+                            rhythm_features=0 if prep.rhythm is None else int(prep.rhythm.shape[1]),
+                            timed=tuple(cfg.train_classes.index(c) for c in cfg.timed_classes),
+                            timed_features=len(cfg.rhythm_features) if cfg.template_features else 0,
+                            image_dropout=cfg.image_dropout, rhythm_units=cfg.rhythm_units,
+                            rhythm_scale=(branch_scale(prep.rhythm[sels["train"].rows])
+                                          if prep.rhythm is not None and cfg.rhythm_standardize else None))
+        # XLA is off: ~4x slower than the oneDNN kernels on the CPUs measured (benchmarks/bench_train.py).
+        learning_rate: Any = cfg.learning_rate
+        if cfg.lr_schedule == "cosine":    # to 0 over the planned steps: the last epochs settle instead of jumping
+            steps = -(-len(sels["train"]) // cfg.batch_size) * cfg.epochs
+            learning_rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps,
+                                                                   name="cosine")
+        compile_model(model, learning_rate=learning_rate, dtype=precision, jit_compile=False)
+        name = label if cfg.ensemble == 1 else f"{label} member {member + 1}/{cfg.ensemble}"
+        log = EpochLog(len(sels["train"]), cfg.batch_size, cfg.epochs, name, stream=stream)
+        callbacks: list[Any] = [log]
+        selector = None
+        if val_ds is not None:     # selection by macro F1 on the validation records; it logs before EpochLog
+            selector = MacroF1Selection(val_ds, sels["val"].y, sels["train"].y, weights, tau, cfg.patience,
+                                        min_beats=cfg.selection_min_beats, prior_counts=prep.prior_counts[index],
+                                        floor=cfg.decision_floor)
+            callbacks.insert(0, selector)
+        t0 = time.perf_counter()
+        model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False, verbose=0)
+        return _Member(model, selector, log, time.perf_counter() - t0)
+
+    members = [fit_member(m) for m in range(cfg.ensemble)]
+    model = ensemble_model([m.model for m in members])
+    first = members[0].selector
+    best_score = None if first is None else float(first.best)
+    met, free_tau = (None, None) if first is None else (first.best_met, first.best_free_tau)
+    if first is not None and len(members) == 1:
+        tau = first.best_tau
+    elif first is not None:       # the ensemble's decision prior, chosen on its own validation probabilities
+        val_probs = np.asarray(model.predict(val_ds, verbose=0), np.float64)
+        if tau is None:
+            choice = choose_tau(val_probs, sels["val"].y, sels["train"].y, weights, min_beats=cfg.selection_min_beats,
+                                prior_counts=prep.prior_counts[index], floor=cfg.decision_floor)
+            tau, best_score, met, free_tau = choice.tau, choice.score, choice.floor_met, choice.free_tau
+        else:
+            bias = prior_bias(sels["train"].y, weights, n_out, tau, prep.prior_counts[index])
+            best_score = macro_f1(sels["val"].y, adjust(val_probs, bias).argmax(1), n_out, cfg.selection_min_beats,
+                                  prevalence_weights(sels["val"].y, prep.prior_counts[index]))
+            met, free_tau = None, None
     bias = prior_bias(sels["train"].y, weights, n_out, 1.0 if tau is None else tau, prep.prior_counts[index])
     t1 = time.perf_counter()
     probs = adjust(np.asarray(model.predict(test_ds, verbose=0), dtype=np.float32), bias)
@@ -278,8 +346,9 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     if probs.shape != (len(sels["test"]), n_out):
         raise RuntimeError(f"{label}: {probs.shape} predictions for {len(sels['test'])} test beats")
     table = _predictions_table(prep, index, sels["test"], probs)
-    history = _history_frame(log.rows)
-    best = selector.best_epoch if selector is not None and selector.best_epoch else len(history)
+    history = _history_frame([{"member": i, **row} for i, m in enumerate(members) for row in m.log.rows])
+    bests = [m.selector.best_epoch if m.selector is not None and m.selector.best_epoch else len(m.log.rows)
+             for m in members]
     baselines = _baselines_table(prep, index, sels)
     y_pred = np.asarray(cfg.train_classes, dtype=object)[probs.argmax(1)]
     y_true = np.asarray(prep.classes, dtype=object)[sels["test"].y]
@@ -289,18 +358,22 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
         "val_images": len(sels["val"]), "test_beats": len(sels["test"]),
         "train_records": int(len(np.unique(prep.images.rows["record"].to_numpy(dtype=object)[sels["train"].rows]))),
         "test_records": int(len(np.unique(prep.images.rows["record"].to_numpy(dtype=object)[sels["test"].rows]))),
-        "epochs_run": len(history), "best_epoch": best, "train_images_seen": len(sels["train"]) * len(history),
-        "train_seconds": log.train_seconds, "fit_seconds": fit_s, "predict_seconds": predict_s,
+        # over all members: epochs trained, and training images seen (the run's images/s divides them by time)
+        "epochs_run": len(history), "best_epoch": bests[0], "train_images_seen": len(sels["train"]) * len(history),
+        "members": len(members), "member_best_epochs": bests,
+        "member_val_macro_f1": [None if m.selector is None else float(m.selector.best) for m in members],
+        "train_seconds": sum(m.log.train_seconds for m in members),
+        "fit_seconds": sum(m.fit_seconds for m in members), "predict_seconds": predict_s,
         "accuracy": float((y_pred == y_true)[scored].mean()) if scored.any() else float("nan"),
-        "best_val_macro_f1": None if selector is None else float(selector.best),
+        "best_val_macro_f1": best_score,
         "class_weights": dict(zip(cfg.train_classes, weights.round(6).tolist())),
         "prior_bias": dict(zip(cfg.train_classes, [round(float(b), 6) for b in bias])),
         "prior_beats": dict(zip(cfg.train_classes, prep.prior_counts[index].tolist())),
         "train_class_images": dict(zip(cfg.train_classes,
                                        np.bincount(sels["train"].y, minlength=n_out)[:n_out].tolist())),
         "decision_tau": 1.0 if tau is None else float(tau),
-        "decision_floor_met": None if selector is None else selector.best_met,      # None: no floor applied
-        "decision_tau_unfloored": None if selector is None else selector.best_free_tau,   # macro F1 alone's tau
+        "decision_floor_met": met,                  # None: no floor applied
+        "decision_tau_unfloored": free_tau,         # macro F1 alone's tau
         "n_params": int(model.count_params()),
     }
     target = work / f"fold-{index:02d}"

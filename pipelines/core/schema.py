@@ -405,6 +405,7 @@ class RunSection(Section):
     template_features: Optional[list[TemplateFeature]] = None   # overrides train.template_features (rhythm runs)
     rhythm_units: Optional[Annotated[int, Field(ge=1)]] = None   # overrides train.<model>.rhythm_units (rhythm runs)
     rhythm_standardize: Optional[bool] = None                     # overrides train.<model>.rhythm_standardize
+    ensemble: Annotated[int, Field(ge=1)] = 1       # members per fold, each from its own seed; probabilities averaged
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> "RunSection":
