@@ -310,23 +310,30 @@ class MacroF1Selection(_keras_callback()):
         self.best_tau = 1.0 if tau is None else float(tau)
         self.best_free_tau: float | None = None
 
+    def decide(self, probs: np.ndarray) -> tuple[float, float, bool | None, float | None, tuple[int, float]]:
+        """The decision on validation probabilities ``probs`` (in the order of ``y``): ``(tau, macro F1, floor met,
+        the tau of macro F1 alone, ranking key)``. ``tau`` is the fixed one or :func:`choose_tau`'s; floor met and
+        the unfloored tau are None with a fixed ``tau``. The key ranks epochs: ``(1, macro F1)`` when the floor is
+        met or none applies, ``(0, accuracy margin)`` when it is missed. :func:`training.train.train_fold` calls it
+        once more on an ensemble's averaged probabilities."""
+        probs = np.asarray(probs, np.float64)
+        if self.tau is None:
+            choice = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats,
+                                prior_counts=self.prior_counts, floor=self.floor)
+            key = (0, choice.margin) if choice.floor_met is False else (1, choice.score)
+            return choice.tau, choice.score, choice.floor_met, choice.free_tau, key
+        n = probs.shape[1]
+        bias = prior_bias(self.y_train, self.weights, n, float(self.tau), self.prior_counts)
+        score = macro_f1(self.y, adjust(probs, bias).argmax(1), n, self.min_beats, self.sample_weight)
+        return float(self.tau), score, None, None, (1, score)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         t0 = time.perf_counter()
         probs = np.asarray(self.model.predict(self.dataset, verbose=0), np.float64)
-        n = probs.shape[1]
         logs["val_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(self.y.size), self.y], 1e-12))))
         logs["val_accuracy"] = float((probs.argmax(1) == self.y).mean())
-        if self.tau is None:
-            choice = choose_tau(probs, self.y, self.y_train, self.weights, min_beats=self.min_beats,
-                                prior_counts=self.prior_counts, floor=self.floor)
-            tau, score, met, free_tau = choice.tau, choice.score, choice.floor_met, choice.free_tau
-            key = (0, choice.margin) if met is False else (1, score)
-        else:
-            tau = float(self.tau)
-            bias = prior_bias(self.y_train, self.weights, n, tau, self.prior_counts)
-            score = macro_f1(self.y, adjust(probs, bias).argmax(1), n, self.min_beats, self.sample_weight)
-            met, free_tau, key = None, None, (1, score)
+        tau, score, met, free_tau, key = self.decide(probs)
         logs["val_macro_f1"] = score
         logs["val_tau"] = tau
         logs["val_seconds"] = time.perf_counter() - t0

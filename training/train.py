@@ -31,7 +31,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 import pandas as pd
@@ -205,11 +205,13 @@ def _baselines_table(prep: Prepared, index: int, sels: dict[str, Selection]) -> 
     return table
 
 
-class _Member:
+class _Member(NamedTuple):
     """One trained member of a fold: the model (best epoch's weights restored), its selector and epoch log."""
 
-    def __init__(self, model: Any, selector: Any, log: Any, fit_seconds: float):
-        self.model, self.selector, self.log, self.fit_seconds = model, selector, log, fit_seconds
+    model: Any
+    selector: Any
+    log: Any
+    fit_seconds: float
 
 
 def member_seed(seed: int, fold: int, member: int) -> int:
@@ -255,8 +257,7 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
 
     from .callbacks import EpochLog
     from .models import build_model, compile_model
-    from .selection import (PRIOR_FILE, MacroF1Selection, adjust, choose_tau, macro_f1, prevalence_weights, prior_bias,
-                            write_prior)
+    from .selection import PRIOR_FILE, MacroF1Selection, adjust, prior_bias, write_prior
 
     cfg = prep.cfg
     sels = prep.selections[index]
@@ -328,17 +329,8 @@ def train_fold(prep: Prepared, index: int, work: Path, *, precision: str, stream
     met, free_tau = (None, None) if first is None else (first.best_met, first.best_free_tau)
     if first is not None and len(members) == 1:
         tau = first.best_tau
-    elif first is not None:       # the ensemble's decision prior, chosen on its own validation probabilities
-        val_probs = np.asarray(model.predict(val_ds, verbose=0), np.float64)
-        if tau is None:
-            choice = choose_tau(val_probs, sels["val"].y, sels["train"].y, weights, min_beats=cfg.selection_min_beats,
-                                prior_counts=prep.prior_counts[index], floor=cfg.decision_floor)
-            tau, best_score, met, free_tau = choice.tau, choice.score, choice.floor_met, choice.free_tau
-        else:
-            bias = prior_bias(sels["train"].y, weights, n_out, tau, prep.prior_counts[index])
-            best_score = macro_f1(sels["val"].y, adjust(val_probs, bias).argmax(1), n_out, cfg.selection_min_beats,
-                                  prevalence_weights(sels["val"].y, prep.prior_counts[index]))
-            met, free_tau = None, None
+    elif first is not None:       # the ensemble's decision prior, by the same rule, on its own validation probabilities
+        tau, best_score, met, free_tau, _ = first.decide(model.predict(val_ds, verbose=0))
     bias = prior_bias(sels["train"].y, weights, n_out, 1.0 if tau is None else tau, prep.prior_counts[index])
     t1 = time.perf_counter()
     probs = adjust(np.asarray(model.predict(test_ds, verbose=0), dtype=np.float32), bias)
